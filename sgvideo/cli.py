@@ -1,0 +1,126 @@
+"""The `sgvideo` entry point: LightningCLI training stages and the command-line tools.
+
+Training stages (`sgvideo <stage> fit|validate|test --config ...`) are LightningCLIs over a
+LightningModule and the landscape DataModule. Tools parse their own arguments. Imports are
+lazy so that `sgvideo --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# stage -> (LightningModule, LightningDataModule, help)
+STAGES: dict[str, tuple[str, str, str]] = {
+    "prior": (
+        "sgvideo.lit.prior:StyleGAN2Prior",
+        "sgvideo.data.datamodule:LandscapeDataModule",
+        "train the StyleGAN2 prior on the dataset's frames",
+    ),
+    "align": (
+        "sgvideo.lit.align:AudioCLIPAlignment",
+        "sgvideo.data.datamodule:LandscapeDataModule",
+        "stage 0: align an audio encoder with CLIP",
+    ),
+    "inversion": (
+        "sgvideo.lit.inversion:SoundInversion",
+        "sgvideo.data.datamodule:LandscapeDataModule",
+        "stage 1: train the sound inversion encoder",
+    ),
+    "generator": (
+        "sgvideo.lit.trajectory:TrajectoryGAN",
+        "sgvideo.data.datamodule:LandscapeDataModule",
+        "stage 2: train the latent trajectory generator",
+    ),
+}
+
+# tool -> (function taking argv and returning an exit code, help)
+TOOLS: dict[str, tuple[str, str]] = {
+    "synth-data": ("sgvideo.data.synth:main", "write the synthetic audio-visual dataset"),
+    "prepare": ("sgvideo.data.prepare:main", "decode a folder of clips into the training cache"),
+    "generate": ("sgvideo.generate:main", "sound file -> mp4 with the sound"),
+    "project": ("sgvideo.edit:project_main", "invert an image into W+"),
+    "edit-image": ("sgvideo.edit:edit_image_main", "edit an image with a sound"),
+    "edit-video": ("sgvideo.edit:edit_video_main", "edit a video with a sound"),
+    "evaluate": ("sgvideo.evaluate:main", "FID, FVD, CLIP audio-visual score, AV-Align"),
+}
+
+
+def _resolve(spec: str):
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _usage() -> str:
+    lines = ["usage: sgvideo <command> [options]", "", "training stages (LightningCLI):"]
+    lines += [f"  {name:<12} {help_}" for name, (_, _, help_) in STAGES.items()]
+    lines += ["", "tools:"]
+    lines += [f"  {name:<12} {help_}" for name, (_, help_) in TOOLS.items()]
+    lines += ["", "`sgvideo <command> --help` describes each command's options."]
+    return "\n".join(lines)
+
+
+# model argument <- data argument(s), linked when the model's __init__ takes the argument, so
+# the audio settings a stage was trained with travel in its checkpoint's hyper-parameters.
+DATA_LINKS: dict[str, tuple[tuple[str, ...], object]] = {
+    "sample_rate": (("sample_rate",), None),
+    "n_mels": (("n_mels",), None),
+    "n_fft": (("n_fft",), None),
+    "hop_length": (("hop_length",), None),
+    "num_frames": (("num_frames",), None),
+    "window_seconds": (("clip_seconds", "num_frames"), lambda seconds, frames: seconds / frames),
+}
+
+
+def _make_cli_class(model_class: type):
+    import inspect
+
+    from lightning.pytorch.cli import LightningCLI
+
+    accepted = set(inspect.signature(model_class.__init__).parameters)
+
+    class StageCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            for target, (sources, compute) in DATA_LINKS.items():
+                if target in accepted:
+                    parser.link_arguments(
+                        tuple(f"data.{s}" for s in sources) if compute else f"data.{sources[0]}",
+                        f"model.{target}",
+                        compute_fn=compute,
+                    )
+            if "categories" in accepted:
+                parser.link_arguments("data.categories", "model.categories", apply_on="instantiate")
+
+    return StageCLI
+
+
+def run_stage(stage: str, argv: list[str]) -> None:
+    """Run one training stage's LightningCLI with `argv` (e.g. `fit --config x.yaml`)."""
+    model_spec, data_spec, _ = STAGES[stage]
+    model_class = _resolve(model_spec)
+    _make_cli_class(model_class)(
+        model_class,
+        _resolve(data_spec),
+        args=argv,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"prog": f"sgvideo {stage}"},
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command in STAGES:
+        run_stage(command, rest)
+        return 0
+    if command in TOOLS:
+        return int(_resolve(TOOLS[command][0])(rest) or 0)
+    print(f"sgvideo: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

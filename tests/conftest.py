@@ -1,0 +1,18 @@
+"""Shared fixtures: tiny models and generated data, nothing downloaded."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("SGVIDEO_OPS", "auto")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+pytest_plugins = ["tests.fixtures.data", "tests.fixtures.models", "tests.fixtures.stages"]
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
