@@ -1,0 +1,183 @@
+"""Audio front end: load any sound file as mono float32, log-mel, windows aligned to video frames.
+
+Conventions (shared by training, generation and the metrics):
+- `load_audio` returns a 1-D float32 tensor at the requested rate, channels mixed down by
+  their mean. Integer files are scaled to [-1, 1]; float files are kept as they are (values
+  beyond +-1 are not clipped). Silence is valid; NaN/inf, empty or unreadable files are not.
+- Frame t of a video at `fps` is shown during [t / fps, (t + 1) / fps) and its timestamp is the
+  centre of that interval, (t + 0.5) / fps seconds. Its audio window of `window_length` samples
+  is centred on that instant (see `segment_for_frames`).
+- `LogMel` measures loudness against a fixed full-scale reference, not the loudest bin of each
+  input, so a quiet clip stays quiet.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+from torch import nn
+from torch.nn import functional as F
+
+
+class AudioError(ValueError):
+    """A sound file that cannot be used: missing, unreadable, empty or non-finite."""
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = 44100) -> torch.Tensor:
+    """Read a sound file (or a video's audio track) as "samples" float32 mono at `sample_rate`.
+
+    wav/flac/ogg/mp3 are read with soundfile; anything soundfile cannot read (m4a/aac, the audio
+    track of mp4/mkv/webm, ...) with PyAV. Raises AudioError naming the file on any problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"audio file not found: {path}")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # "samples channels"
+    except RuntimeError as sf_error:  # soundfile.LibsndfileError: not a format it reads
+        data, rate = _read_pyav(path, sf_error)
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: contains no audio samples")
+    wave = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).mean(dim=1)
+    if not torch.isfinite(wave).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    if rate != sample_rate:
+        wave = torchaudio.functional.resample(wave, int(rate), int(sample_rate))
+    return wave.contiguous()
+
+
+def _read_pyav(path: Path, sf_error: Exception) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream with PyAV as "samples channels" float32."""
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, UnicodeDecodeError) as error:
+        raise AudioError(
+            f"{path}: cannot read audio, the file is corrupt or not a sound/video format "
+            f"(soundfile: {sf_error}; PyAV: {error})"
+        ) from error
+    with container:
+        if not container.streams.audio:
+            raise AudioError(f"{path}: no audio stream in the file")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp")
+        chunks: list[np.ndarray] = []
+        rate = stream.codec_context.sample_rate
+        try:
+            for frame in container.decode(stream):
+                rate = frame.sample_rate
+                chunks += [f.to_ndarray() for f in resampler.resample(frame)]
+            chunks += [f.to_ndarray() for f in resampler.resample(None)]
+        except av.FFmpegError as error:
+            msg = f"{path}: cannot decode the audio stream (corrupt?): {error}"
+            raise AudioError(msg) from error
+    if not chunks:
+        raise AudioError(f"{path}: contains no audio samples")
+    return np.concatenate(chunks, axis=1).T, int(rate)
+
+
+class LogMel(nn.Module):
+    """Log-mel spectrogram in [0, 1]: "... samples" -> "... n_mels time".
+
+    Power mel spectrogram (HTK mel scale, unnormalised triangular filters, Hann window, zero
+    centre padding so that inputs shorter than `n_fft` work), converted to dB relative to a
+    fixed reference: the power a full-scale (amplitude 1.0) sine puts in its STFT bin. So a
+    full-scale tone reads about 0 dB, and 1.0 after scaling; everything at or below `-top_db`
+    reads 0. A fixed reference (rather than each input's maximum) keeps loudness: the same
+    sound at half the amplitude maps 6 dB lower. Always computed in float32, also under autocast.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 44100,
+        n_fft: int = 2048,
+        hop_length: int = 512,
+        n_mels: int = 128,
+        top_db: float = 80.0,
+    ) -> None:
+        super().__init__()
+        if top_db <= 0:
+            raise ValueError(f"top_db must be positive, got {top_db}")
+        self.top_db = float(top_db)
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            n_mels=n_mels,
+            power=2.0,
+            center=True,
+            pad_mode="constant",
+        )
+        window_sum = torch.hann_window(n_fft).sum().item()
+        self.reference_power = (window_sum / 2) ** 2
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.shape[-1] == 0:
+            raise ValueError("LogMel needs at least one sample, got an empty waveform")
+        with torch.autocast(wave.device.type, enabled=False):
+            power = self.mel(wave.float()) / self.reference_power
+            floor = 10.0 ** (-self.top_db / 10.0)
+            db = 10.0 * torch.log10(power.clamp(min=floor, max=1.0))
+        return 1.0 + db / self.top_db
+
+
+def window_length(sample_rate: int, window_s: float) -> int:
+    """Samples in a window of `window_s` seconds (rounded, at least 1)."""
+    if window_s <= 0:
+        raise ValueError(f"window_s must be positive, got {window_s}")
+    return max(1, round(sample_rate * window_s))
+
+
+def frame_count(num_samples: int, sample_rate: int, fps: float) -> int:
+    """Frames needed to cover `num_samples` of audio at `fps` (the last one may be partial)."""
+    return max(1, math.ceil(num_samples * fps / sample_rate - 1e-9))
+
+
+def frame_centers(
+    num_frames: int, sample_rate: int, fps: float, first_frame: int = 0
+) -> torch.Tensor:
+    """Sample index of each frame's timestamp, round((t + 0.5) / fps * sample_rate): "t"."""
+    t = torch.arange(first_frame, first_frame + num_frames, dtype=torch.float64)
+    return torch.round((t + 0.5) / fps * sample_rate).long()
+
+
+def segment_for_frames(
+    wave: torch.Tensor,
+    sample_rate: int,
+    num_frames: int,
+    fps: float,
+    window_s: float,
+    first_frame: int = 0,
+) -> torch.Tensor:
+    """One audio window per video frame: "... samples" -> "... t window".
+
+    Window t (frame `first_frame + t`) has `window_length(sample_rate, window_s)` = L samples and
+    covers samples [c - L // 2, c - L // 2 + L) where c = `frame_centers(...)`: the sample at
+    index L // 2 of the window is the frame's timestamp. Samples outside the waveform are zeros,
+    so a clip shorter than a window still gives `num_frames` windows. `first_frame` lets long
+    audio be cut in chunks of frames; the result is identical to slicing one big call.
+    No Python loop over frames: one strided view of the (padded) waveform, one index_select.
+    """
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if wave.dim() < 1 or wave.shape[-1] == 0:
+        shape = tuple(wave.shape)
+        raise ValueError(f"wave must be '... samples' with at least one sample, got {shape}")
+    length = window_length(sample_rate, window_s)
+    starts = frame_centers(num_frames, sample_rate, fps, first_frame) - length // 2
+    lo, hi = int(starts[0]), int(starts[-1]) + length
+    # Keep only the samples the windows touch, then zero-pad what lies outside the waveform.
+    n = wave.shape[-1]
+    piece = wave[..., max(lo, 0) : min(max(hi, 0), n)]
+    left = min(max(-lo, 0), hi - lo)
+    piece = F.pad(piece, (left, (hi - lo) - left - piece.shape[-1]))
+    windows = piece.unfold(-1, length, 1)  # "... positions length", a view
+    return windows.index_select(-2, (starts - lo).to(wave.device))
