@@ -1,0 +1,93 @@
+"""Videos to evaluate: decoded video files, prepared cache clips, or a generator's output."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch.nn import functional as F
+
+from sgvideo.audio import load_audio
+from sgvideo.data.index import VIDEO_EXTENSIONS
+from sgvideo.metrics.pixels import to_uint8
+from sgvideo.video_io import probe_video, read_frames
+
+# (waveform "samples" float32, sample_rate, fps, seed) -> frames "t 3 h w" in [-1, 1], one frame
+# per 1 / fps of the sound from its start.
+VideoGenerator = Callable[[torch.Tensor, int, float, int], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Video:
+    """A whole video: uint8 RGB frames "t h w 3" at `fps` and its mono sound (or None)."""
+
+    name: str
+    frames: np.ndarray
+    fps: float
+    audio: np.ndarray | None
+    sample_rate: int
+
+    def clip(self, start: int, num_frames: int, stride: int) -> np.ndarray | None:
+        """Frames start, start + stride, ... (`num_frames` of them), or None if too short."""
+        end = start + (num_frames - 1) * stride + 1
+        if start < 0 or end > len(self.frames):
+            return None
+        return np.array(self.frames[start:end:stride])  # a copy: frames may be memory-mapped
+
+
+def video_files(folder: str | os.PathLike) -> list[Path]:
+    """Every video file under `folder` (sub-folders too), sorted by path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"video folder not found: {folder}")
+    files = sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
+    )
+    if not files:
+        raise FileNotFoundError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) in {folder}")
+    return files
+
+
+def read_video_file(path: str | os.PathLike, sample_rate: int) -> Video:
+    """Decode a video file with PyAV: all frames, and its audio track mixed to mono."""
+    info = probe_video(path)
+    audio = load_audio(path, sample_rate).numpy() if info.has_audio else None
+    return Video(str(path), read_frames(path), info.fps, audio, sample_rate)
+
+
+def read_cached_clip(clip) -> Video:
+    """A `sgvideo.data.cache.CachedClip`'s prepared frames and sound (memory-mapped)."""
+    return Video(clip.key, clip.load_frames(), clip.fps, clip.load_audio(), clip.sample_rate)
+
+
+def generate_video(generator: VideoGenerator, sound: Video, seed: int) -> Video:
+    """The generator's video for `sound`'s audio, at `sound`'s frame rate."""
+    if sound.audio is None:
+        raise ValueError(f"{sound.name} has no sound to generate a video from")
+    frames = generator(torch.from_numpy(np.array(sound.audio)), sound.sample_rate, sound.fps, seed)
+    if frames.dim() != 4 or frames.shape[1] != 3:
+        raise ValueError(f"the generator must return frames 't 3 h w', got {tuple(frames.shape)}")
+    pixels = rearrange(to_uint8(frames.detach().cpu()), "t c h w -> t h w c").numpy()
+    name = f"generated:{sound.name}#{seed}"
+    return Video(name, pixels, sound.fps, sound.audio, sound.sample_rate)
+
+
+def model_frames(frames: np.ndarray, resolution: int | None) -> torch.Tensor:
+    """uint8 "t h w 3" -> "t 3 r r" in [-1, 1]: centre square crop, bilinear (antialiased)
+    resize to `resolution`; None keeps the frames' own size (and shape)."""
+    x = rearrange(torch.from_numpy(np.array(frames)), "t h w c -> t c h w").float()
+    x = x / 127.5 - 1
+    if resolution is None:
+        return x
+    h, w = x.shape[-2:]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    x = x[..., top : top + side, left : left + side]
+    if side != resolution:
+        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True)
+    return x.clamp(-1, 1)

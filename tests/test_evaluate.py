@@ -1,0 +1,109 @@
+"""`sgvideo evaluate` end to end on the synthetic clips with tiny feature networks."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from sgvideo.audio import frame_count
+from sgvideo.cli import main as sgvideo
+from sgvideo.evaluate import build_parser, evaluate
+
+from .fixtures.data import SYNTH_CACHE_SETTINGS
+
+
+def _data_args(synth_root: Path, synth_cache: Path) -> list[str]:
+    args = [f"--data.root={synth_root}", f"--data.cache_dir={synth_cache}"]
+    args += [f"--data.{k}={v}" for k, v in SYNTH_CACHE_SETTINGS.items()]
+    return args + ["--data.test_fraction=0.5", "--data.val_fraction=0.2"]
+
+
+def test_evaluate_a_folder_against_the_test_split(
+    synth_root, synth_cache, tmp_path, capsys
+) -> None:
+    out = tmp_path / "report"
+    code = sgvideo(
+        ["evaluate", "--config", "configs/evaluate.yaml", f"--generated={synth_root}"]
+        + _data_args(synth_root, synth_cache)
+        + ["--feature-net=tiny", "--metrics=fid,fvd,av_align", "--num-videos=4"]
+        + ["--num-frames=8", "--stride=2", "--resolution=32", "--progress=false", f"--out={out}"]
+    )
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["metrics"]) == {"fid", "fvd", "av_align"}
+    assert all(math.isfinite(v) and v >= 0 for v in report["metrics"].values())
+    assert 0 <= report["metrics"]["av_align"] <= 1
+    protocol = report["protocol"]
+    assert protocol["generated_videos"] == 4 and protocol["real_videos"] == 4
+    assert (protocol["frames_per_clip"], protocol["frame_stride"]) == (8, 2)
+    assert "prepare cache" in protocol["real_decoding"] and "PyAV" in protocol["generated_decoding"]
+    assert "NOT FID" in protocol["feature_networks"]["fid"]
+    assert report["comparable"] is False and "not comparable" in report["warning"]
+    markdown = (out / "report.md").read_text()
+    assert "| FVD (lower is better) |" in markdown and "| frame_stride | 2 |" in markdown
+    assert "NOT FVD" in markdown and "**Warning:**" in markdown
+    assert "fvd:" in capsys.readouterr().out
+
+
+def _bright_when_loud(wave: torch.Tensor, sample_rate: int, fps: float, seed: int) -> torch.Tensor:
+    """A stand-in generator: 16 px frames whose brightness follows the sound's loudness."""
+    n = frame_count(len(wave), sample_rate, fps)
+    hop = sample_rate / fps
+    loud = torch.stack([wave[int(i * hop) : int((i + 1) * hop)].abs().mean() for i in range(n)])
+    level = (loud / loud.max().clamp(min=1e-8)) * 2 - 1
+    noise = torch.rand(n, 3, 16, 16, generator=torch.Generator().manual_seed(seed)) * 0.1
+    return (level.view(n, 1, 1, 1) + noise).clamp(-1, 1)
+
+
+def test_evaluate_a_generator_with_clip_av(synth_root, synth_cache, align_ckpt, tmp_path) -> None:
+    """Checkpoint mode through an injected VideoGenerator, plus CLIP-AV from an align ckpt."""
+    calls = []
+
+    def generator(wave, sample_rate, fps, seed):
+        calls.append((len(wave), sample_rate, fps, seed))
+        return _bright_when_loud(wave, sample_rate, fps, seed)
+
+    args = build_parser().parse_args(
+        _data_args(synth_root, synth_cache)
+        + ["--feature-net=tiny", "--metrics=fvd,clip_av", "--num-videos=3", "--num-frames=4"]
+        + [f"--audio-encoder={align_ckpt}", "--resolution=16", "--progress=false"]
+        + ["--score-real=true", "--seed=3"]
+    )
+    report = evaluate(args, generator=generator)
+    assert [c[1:] for c in calls] == [(44100, 30.0, 3 + i) for i in range(3)]
+    assert report["protocol"]["generated_videos"] == 3
+    assert "no mp4 round trip" in report["protocol"]["generated_decoding"]
+    assert set(report["metrics"]) == {"fvd", "clip_av", "real_clip_av"}
+    for name in ("clip_av", "real_clip_av"):
+        assert -1 <= report["metrics"][name] <= 1
+    assert "sha256" in report["protocol"]["feature_networks"]["audio_encoder"]
+    assert report["protocol"]["feature_networks"]["clip"] == "tiny"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--metrics=fid,psnr"], "subset of fid,fvd,clip_av,av_align"),
+        (["--feature-net=real"], "pt_inception-2015-12-05-6726825d.pth"),
+        (["--metrics=fvd", "--feature-net=real"], "i3d_torchscript.pt"),
+        (["--metrics=clip_av", "--feature-net=tiny"], "clip_av needs --audio-encoder"),
+        (["--checkpoint=x.ckpt"], "exactly one of --generated or --checkpoint"),
+        (["--real-dir=elsewhere"], "exactly one of --data or --real-dir"),
+        (["--data.image_sise=3"], "image_sise"),
+    ],
+)
+def test_evaluate_user_errors(
+    synth_root, synth_cache, tmp_path, monkeypatch, capsys, extra, message
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no weights/ folder here
+    monkeypatch.delenv("SGVIDEO_FID_WEIGHTS", raising=False)
+    monkeypatch.delenv("SGVIDEO_I3D_WEIGHTS", raising=False)
+    argv = ["evaluate", f"--generated={synth_root}", *_data_args(synth_root, synth_cache), *extra]
+    assert sgvideo(argv + ["--progress=false"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sgvideo evaluate: error:") and message in err
+    assert not (tmp_path / "outputs").exists()
