@@ -72,6 +72,19 @@ DATA_LINKS: dict[str, tuple[tuple[str, ...], object]] = {
 }
 
 
+def place_checkpoints_under_root(trainer) -> None:
+    """Checkpoint callbacks without a `dirpath` write to `<default_root_dir>/checkpoints`.
+
+    Lightning would otherwise pick a new `lightning_logs/version_N` folder per run, where
+    `--ckpt_path last` cannot find the previous run's `last.ckpt`.
+    """
+    import os
+
+    for callback in trainer.checkpoint_callbacks:
+        if callback.dirpath is None:
+            callback.dirpath = os.path.join(trainer.default_root_dir, "checkpoints")
+
+
 def _make_cli_class(model_class: type):
     import inspect
 
@@ -90,6 +103,9 @@ def _make_cli_class(model_class: type):
                     )
             if "categories" in accepted:
                 parser.link_arguments("data.categories", "model.categories", apply_on="instantiate")
+
+        def before_fit(self) -> None:
+            place_checkpoints_under_root(self.trainer)
 
     return StageCLI
 

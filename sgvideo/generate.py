@@ -1,0 +1,595 @@
+"""`sgvideo generate`: a sound file of any length -> an mp4 with that sound.
+
+Pipeline, `batch_size` frames at a time, so memory stays flat however long the sound: the
+waveform is loaded once at the checkpoint's sample rate; frame t (timestamp (t + 0.5) / fps)
+gets the audio window centred there (`segment_for_frames`), its log-mel and its sound latent
+w_a^t = w_avg + E(mel) (the stage-1 encoder); the stage-2 trajectory net turns the sound latents
+into frame latents w^t, carried from chunk to chunk; an exponential moving average smooths them,
+w_s^t = smoothing * w_s^{t-1} + (1 - smoothing) * w^t with w_s^0 = w^0; the frozen StyleGAN2
+renders G(w_s^t); frames go to the mp4 (h264, the input sound muxed as AAC) as they are made.
+
+Streaming the trajectory (the net steps once per output frame):
+- unidirectional net: `TrajectoryGenerator.step` frame after frame, the GRU state carried
+  across chunks, which equals `rollout` over the whole sound.
+- bidirectional net (the training default): a bidirectional GRU reads its whole input, so frame
+  t's residual delta_t comes from `rollout` over a window of `num_frames` sound latents (the
+  training clip length: a sequence like those the net learned on) holding frame t at position
+  (num_frames - 1) // 2 (windows are shifted inside the sound at its ends), and is added to the
+  carried previous latent: w^t = w^{t-1} + delta_t. A frame thus looks num_frames // 2 windows
+  ahead. Windows of a chunk's frames run as one batch.
+Both condition every GRU step on the video's start latent w^0, as training does.
+
+Start latent w^0: the first window's sound latent (default; the training's `init: audio`), a
+seeded random latent truncated toward w_avg (`seed`), a projected image (`image`), or a
+text-init checkpoint's category start (`category`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import torch
+import torchaudio
+from einops import rearrange, repeat
+from PIL import Image
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from sgvideo.audio import LogMel, load_audio, segment_for_frames
+from sgvideo.files import atomic_path
+from sgvideo.models.inversion_encoder import SoundInversionEncoder, load_inversion_encoder
+from sgvideo.models.stylegan2 import Generator, load_generator
+from sgvideo.models.trajectory import TrajectoryGenerator
+from sgvideo.video_io import VideoWriter
+
+AUDIO_KEYS = ("sample_rate", "n_mels", "n_fft", "hop_length", "window_seconds")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
+MUX_FALLBACK_RATE = 44100
+
+
+class SoundInverter(nn.Module):
+    """Stage 1 at inference: audio windows -> sound latents w_a = w_avg + E(log-mel).
+
+    The mel settings are the ones the encoder was trained with (a checkpoint's hparams).
+    """
+
+    def __init__(
+        self,
+        encoder: SoundInversionEncoder,
+        w_avg: Tensor,
+        sample_rate: int,
+        n_mels: int,
+        n_fft: int,
+        hop_length: int,
+        window_seconds: float,
+    ) -> None:
+        super().__init__()
+        if encoder.n_mels != n_mels:
+            raise ValueError(
+                f"the encoder reads {encoder.n_mels} mel bins, the settings say {n_mels}"
+            )
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.register_buffer("w_avg", w_avg.detach().reshape(-1).clone())
+        self.mel = LogMel(sample_rate, n_fft, hop_length, n_mels)
+        self.sample_rate = int(sample_rate)
+        self.window_seconds = float(window_seconds)
+
+    @classmethod
+    def from_hparams(
+        cls, encoder: SoundInversionEncoder, w_avg: Tensor, hparams: Mapping[str, Any]
+    ) -> SoundInverter:
+        missing = [key for key in AUDIO_KEYS if key not in hparams]
+        if missing:
+            raise ValueError(f"the checkpoint's hyper-parameters lack the audio settings {missing}")
+        return cls(encoder, w_avg, **{key: hparams[key] for key in AUDIO_KEYS})
+
+    @torch.no_grad()
+    def forward(self, windows: Tensor) -> Tensor:
+        """Audio windows "b samples" -> sound latents "b n_latent style_dim"."""
+        windows = windows.to(self.w_avg.device)
+        return self.w_avg + self.encoder(self.mel(windows)).float()
+
+    def for_frames(self, wave: Tensor, fps: float, first: int, count: int) -> Tensor:
+        """Sound latents of frames first .. first + count - 1 of a video at `fps`: "t n s"."""
+        windows = segment_for_frames(
+            wave, self.sample_rate, count, fps, self.window_seconds, first_frame=first
+        )
+        return self(windows)
+
+
+class ExponentialSmoother:
+    """w_s^t = smoothing * w_s^{t-1} + (1 - smoothing) * w^t over chunks "t ...", w_s^0 = w^0."""
+
+    def __init__(self, smoothing: float) -> None:
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+        self.smoothing = smoothing
+        self.previous: Tensor | None = None
+
+    def __call__(self, chunk: Tensor) -> Tensor:
+        out = torch.empty_like(chunk)
+        for i, w in enumerate(chunk):
+            if self.previous is not None:
+                w = self.smoothing * self.previous + (1.0 - self.smoothing) * w
+            out[i] = self.previous = w
+        return out
+
+
+def frames_to_uint8(frames: Tensor) -> np.ndarray:
+    """Frames "t 3 h w" in [-1, 1] -> "t h w 3" uint8, round half up of (x + 1) * 127.5 (as the
+    metrics quantise)."""
+    pixels = (frames.detach() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    return np.ascontiguousarray(rearrange(pixels, "t c h w -> t h w c").cpu().numpy())
+
+
+@torch.no_grad()
+def seed_latent(generator: Generator, seed: int, truncation: float = 0.7) -> Tensor:
+    """A random W+ latent "n s": mapping(z ~ N(0, I) seeded), truncated toward w_avg."""
+    z = torch.randn(1, generator.style_dim, generator=torch.Generator().manual_seed(seed))
+    w = generator.truncate(generator.mapping(z.to(generator.w_avg.device)), truncation)
+    return repeat(w[0], "s -> n s", n=generator.n_latent)
+
+
+def frame_count(num_samples: int, sample_rate: int, fps: float) -> int:
+    """round(duration x fps) frames, at least one."""
+    return max(1, round(num_samples * fps / sample_rate))
+
+
+class SoundToVideo:
+    """Stage-2 generation: load the models once, then turn waveforms into frames chunk by chunk.
+
+    `num_frames` is the training clip length (the bidirectional window); `start_latents` a
+    text-init checkpoint's category -> start latent "n_latent style_dim". Also usable as the
+    `VideoGenerator` that `sgvideo evaluate` calls: `pipeline(waveform, sample_rate, fps, seed)`.
+    """
+
+    def __init__(
+        self,
+        generator: Generator,
+        inverter: SoundInverter,
+        trajectory: TrajectoryGenerator,
+        num_frames: int = 6,
+        noise_mode: str = "const",
+        start_latents: Mapping[str, Tensor] | None = None,
+        batch_size: int = 16,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        shape = (generator.n_latent, generator.style_dim)
+        for name, net in (("inversion encoder", inverter.encoder), ("trajectory net", trajectory)):
+            if (net.n_latent, net.style_dim) != shape:
+                raise ValueError(
+                    f"the {name} works on W+ latents of {net.n_latent} x {net.style_dim} but the "
+                    f"generator on {shape[0]} x {shape[1]}: use the stages trained for it"
+                )
+        if batch_size < 1 or num_frames < 1:
+            raise ValueError(
+                f"batch_size and num_frames must be >= 1, got {batch_size}, {num_frames}"
+            )
+        self.device = torch.device(device)
+        self.generator = generator.eval().requires_grad_(False).to(self.device)
+        self.inverter = inverter.to(self.device)
+        self.trajectory = trajectory.eval().requires_grad_(False).to(self.device)
+        self.num_frames = int(num_frames)
+        self.noise_mode = noise_mode
+        self.start_latents = dict(start_latents or {})
+        self.batch_size = int(batch_size)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        checkpoint: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        batch_size: int = 16,
+        generator_path: str | os.PathLike | None = None,
+        inversion_path: str | os.PathLike | None = None,
+    ) -> SoundToVideo:
+        """Everything from a stage-2 checkpoint; the frozen nets come from the paths saved in it
+        unless `generator_path` / `inversion_path` override them (e.g. on another machine)."""
+        from sgvideo.lit.trajectory import load_trajectory_checkpoint
+
+        trajectory, hparams = load_trajectory_checkpoint(checkpoint)
+        generator = load_generator(generator_path or hparams["generator_path"])
+        encoder, _ = load_inversion_encoder(inversion_path or hparams["inversion_path"])
+        return cls(
+            generator,
+            SoundInverter.from_hparams(encoder, generator.w_avg, hparams),
+            trajectory,
+            num_frames=hparams.get("num_frames", 6),
+            noise_mode=hparams.get("noise_mode", "const"),
+            start_latents=hparams.get("start_latents"),
+            batch_size=batch_size,
+            device=device,
+        )
+
+    @property
+    def sample_rate(self) -> int:
+        return self.inverter.sample_rate
+
+    @property
+    def size(self) -> int:
+        return self.generator.size
+
+    # ------------------------------------------------------------------ start latents
+
+    def audio_latent(self, wave: Tensor, fps: float) -> Tensor:
+        """The first frame's sound latent "n s" (the training's `init: audio`)."""
+        return self.inverter.for_frames(wave, fps, 0, 1)[0]
+
+    def category_latent(self, category: str) -> Tensor:
+        """A text-init checkpoint's CLIP-chosen start latent of `category`: "n s"."""
+        if category not in self.start_latents:
+            known = sorted(self.start_latents) or "none: the checkpoint was trained with init audio"
+            raise ValueError(f"no start latent for category {category!r}; known: {known}")
+        return self.start_latents[category].to(self.device)
+
+    # ------------------------------------------------------------------ latents and frames
+
+    def frame_count(self, num_samples: int, fps: float) -> int:
+        return frame_count(num_samples, self.sample_rate, fps)
+
+    def _noise(self, seed: int, first: int, stop: int) -> Tensor | None:
+        """Trajectory noise "t noise_dim" of frames first .. stop - 1, each frame seeded by
+        (seed, frame index) so that overlapping windows and any chunking see the same noise."""
+        dim = self.trajectory.noise_dim
+        if dim == 0:
+            return None
+        rows = [
+            np.random.default_rng([seed % 2**32, t]).standard_normal(dim)
+            for t in range(first, stop)
+        ]
+        return torch.from_numpy(np.stack(rows)).float().to(self.device)
+
+    def _chunks(self, total: int) -> Iterator[tuple[int, int]]:
+        for first in range(0, total, self.batch_size):
+            yield first, min(first + self.batch_size, total)
+
+    @torch.no_grad()
+    def raw_latents(self, wave: Tensor, fps: float, w0: Tensor, seed: int = 0) -> Iterator[Tensor]:
+        """The trajectory's frame latents (unsmoothed), one "t n s" chunk at a time."""
+        if self.trajectory.bidirectional:
+            yield from self._windowed_latents(wave, fps, w0, seed)
+            return
+        total = self.frame_count(wave.shape[-1], fps)
+        state = self.trajectory.initial_state(w0[None])
+        w = w0[None]
+        for first, stop in self._chunks(total):
+            w_a = self.inverter.for_frames(wave, fps, first, stop - first)
+            noise = self._noise(seed, first, stop)
+            chunk = []
+            for t in range(stop - first):
+                step_noise = None if noise is None else noise[t : t + 1]
+                w, state = self.trajectory.step(state, w, w_a[t : t + 1], step_noise)
+                chunk.append(w)
+            yield torch.cat(chunk)
+
+    def _windowed_latents(
+        self, wave: Tensor, fps: float, w0: Tensor, seed: int
+    ) -> Iterator[Tensor]:
+        total = self.frame_count(wave.shape[-1], fps)
+        length = min(self.num_frames, total)
+        before = (length - 1) // 2
+        offsets = torch.arange(length)
+        w_prev = w0
+        for first, stop in self._chunks(total):
+            frames = torch.arange(first, stop)
+            starts = (frames - before).clamp(0, total - length)
+            lo, hi = int(starts[0]), int(starts[-1]) + length
+            index = (starts - lo)[:, None] + offsets  # "t length": sound latent of each step
+            w_a = self.inverter.for_frames(wave, fps, lo, hi - lo)
+            noise = self._noise(seed, lo, hi)
+            starts_w = repeat(w0, "n s -> t n s", t=len(frames))
+            path = self.trajectory.rollout(
+                starts_w, w_a[index.to(self.device)], None if noise is None else noise[index]
+            )  # "t length n s"
+            before_path = torch.cat([starts_w[:, None], path[:, :-1]], dim=1)
+            rows, position = torch.arange(len(frames)), frames - starts
+            deltas = path[rows, position] - before_path[rows, position]
+            w = w_prev + deltas.cumsum(dim=0)
+            w_prev = w[-1]
+            yield w
+
+    def latents(
+        self, wave: Tensor, fps: float, w0: Tensor, seed: int = 0, smoothing: float = 0.6
+    ) -> Iterator[Tensor]:
+        """Smoothed frame latents "t n s", chunk by chunk."""
+        smoother = ExponentialSmoother(smoothing)
+        for chunk in self.raw_latents(wave, fps, w0, seed):
+            yield smoother(chunk)
+
+    @torch.no_grad()
+    def frames(
+        self, wave: Tensor, fps: float, w0: Tensor, seed: int = 0, smoothing: float = 0.6
+    ) -> Iterator[Tensor]:
+        """Frames "t 3 h w" in about [-1, 1], chunk by chunk, round(duration x fps) in all.
+
+        With the generator's noise_mode "random", noise follows the torch RNG: seed it (as
+        `generate_video` and `__call__` do) for repeatable frames.
+        """
+        for w in self.latents(wave, fps, w0, seed, smoothing):
+            yield self.generator.synthesis(w, self.noise_mode)
+
+    def __call__(
+        self, waveform: Tensor, sample_rate: int, fps: float, seed: int, smoothing: float = 0.6
+    ) -> Tensor:
+        """`sgvideo evaluate`'s VideoGenerator: a waveform -> all its frames "t 3 h w" in [-1, 1].
+
+        Starts from the first window's sound latent (the training's `init: audio`); `seed`
+        seeds the trajectory and synthesis noise.
+        """
+        wave = torch.as_tensor(waveform, dtype=torch.float32)
+        if sample_rate != self.sample_rate:
+            wave = torchaudio.functional.resample(wave, int(sample_rate), self.sample_rate)
+        with seeded(seed):
+            w0 = self.audio_latent(wave, fps)
+            return torch.cat([f.cpu() for f in self.frames(wave, fps, w0, seed, smoothing)])
+
+
+def load_video_generator(checkpoint: str | os.PathLike, device: str = "cpu") -> SoundToVideo:
+    """The stage-2 checkpoint as `sgvideo evaluate`'s VideoGenerator (see `SoundToVideo`)."""
+    return SoundToVideo.from_checkpoint(checkpoint, device=device)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch's global RNGs inside the block, leaving the caller's RNG state untouched."""
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+        torch.manual_seed(seed)
+        yield
+
+
+# ---------------------------------------------------------------------------- outputs
+
+
+def check_output_path(path: str | os.PathLike, suffixes: tuple[str, ...], what: str) -> Path:
+    """An output file path whose folder exists and whose suffix is one of `suffixes`."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() not in suffixes:
+        raise ValueError(f"{what} {path} must end in one of {', '.join(suffixes)}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {path.parent}")
+    return path
+
+
+def resolve_device(device: str) -> torch.device:
+    """`device` as a torch device; a clear error when CUDA is asked for but missing."""
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {device!r}: {error}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine")
+    return resolved
+
+
+def muxable_audio(wave: Tensor, sample_rate: int) -> tuple[Tensor, int]:
+    """The waveform at a rate AAC can store: as is, or resampled to 44.1 kHz."""
+    if sample_rate in (av.Codec("aac", "w").audio_rates or ()):
+        return wave, sample_rate
+    resampled = torchaudio.functional.resample(wave, sample_rate, MUX_FALLBACK_RATE)
+    return resampled, MUX_FALLBACK_RATE
+
+
+class GifWriter:
+    """An animated GIF written frame batch by frame batch (PyAV), atomically."""
+
+    def __init__(self, path: Path, fps: float, size: int) -> None:
+        self._stack = contextlib.ExitStack()
+        tmp = self._stack.enter_context(atomic_path(path))
+        self._container = av.open(str(tmp), "w", format="gif")
+        self._stack.callback(self._container.close)
+        self._fps = Fraction(fps).limit_denominator(1000)
+        self._stream = self._container.add_stream("gif", rate=self._fps)
+        self._stream.width = self._stream.height = size
+        self._stream.pix_fmt = "rgb8"
+        self._count = 0
+
+    def write(self, frames: np.ndarray) -> None:
+        for rgb in frames:
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = self._count, 1 / self._fps
+            self._container.mux(self._stream.encode(frame))
+            self._count += 1
+
+    def __enter__(self) -> GifWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self._container.mux(self._stream.encode(None))
+        self._stack.__exit__(exc_type, exc, tb)
+
+
+def start_latent(
+    pipeline: SoundToVideo,
+    wave: Tensor,
+    fps: float,
+    seed: int | None = None,
+    image: str | os.PathLike | None = None,
+    category: str | None = None,
+    truncation: float = 0.7,
+    project_steps: int = 200,
+    progress: bool = True,
+) -> Tensor:
+    """w^0 "n s" from at most one of `seed`, `image`, `category`; else the first window's."""
+    given = [
+        name
+        for name, v in (("seed", seed), ("image", image), ("category", category))
+        if v is not None
+    ]
+    if len(given) > 1:
+        raise ValueError(f"give at most one start: {' or '.join(given)}")
+    if image is not None:
+        from sgvideo.edit import load_image, project_image  # edit builds on this module
+
+        target = load_image(image, pipeline.size).to(pipeline.device)
+        return project_image(pipeline.generator, target, steps=project_steps, progress=progress).w
+    if category is not None:
+        return pipeline.category_latent(category)
+    if seed is not None:
+        return seed_latent(pipeline.generator, seed, truncation)
+    return pipeline.audio_latent(wave, fps)
+
+
+def generate_video(
+    audio_path: str | os.PathLike,
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    fps: float = 30.0,
+    seed: int | None = None,
+    image: str | os.PathLike | None = None,
+    category: str | None = None,
+    truncation: float = 0.7,
+    smoothing: float = 0.6,
+    batch_size: int = 16,
+    device: str = "cpu",
+    frames_dir: str | os.PathLike | None = None,
+    gif: str | os.PathLike | None = None,
+    generator_path: str | os.PathLike | None = None,
+    inversion_path: str | os.PathLike | None = None,
+    project_steps: int = 200,
+    progress: bool = True,
+) -> Path:
+    """Generate the video of a sound file and write it to `out` (mp4 with the sound); returns it.
+
+    `seed` None starts from the first window's sound latent (noise then uses seed 0); see the
+    module doc for the pipeline. `frames_dir` also gets every frame as PNG, `gif` an animated
+    GIF. Nothing is left at `out` or `gif` when anything fails.
+    """
+    out = check_output_path(out, VIDEO_SUFFIXES, "--out")
+    gif = None if gif is None else check_output_path(gif, (".gif",), "--gif")
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    ExponentialSmoother(smoothing)  # validates before the models load
+    pipeline = SoundToVideo.from_checkpoint(
+        checkpoint, resolve_device(device), batch_size, generator_path, inversion_path
+    )
+    wave = load_audio(audio_path, pipeline.sample_rate)
+    rng_seed = 0 if seed is None else seed
+    with seeded(rng_seed):
+        w0 = start_latent(
+            pipeline, wave, fps, seed, image, category, truncation, project_steps, progress
+        )
+    return render_video(
+        pipeline, wave, out, fps, w0, rng_seed, smoothing, frames_dir, gif, progress
+    )
+
+
+def render_video(
+    pipeline: SoundToVideo,
+    wave: Tensor,
+    out: str | os.PathLike,
+    fps: float,
+    w0: Tensor,
+    seed: int = 0,
+    smoothing: float = 0.6,
+    frames_dir: str | os.PathLike | None = None,
+    gif: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Path:
+    """Stream the frames of `wave` ("samples" at the pipeline's rate) from start latent `w0`
+    into `out` with the sound, chunk by chunk (also PNGs into `frames_dir`, a GIF to `gif`)."""
+    total = pipeline.frame_count(wave.shape[-1], fps)
+    mux_wave, mux_rate = muxable_audio(wave, pipeline.sample_rate)
+    with seeded(seed), contextlib.ExitStack() as stack:
+        writer = stack.enter_context(VideoWriter(out, fps, pipeline.size, mux_wave, mux_rate))
+        gif_writer = stack.enter_context(GifWriter(Path(gif), fps, pipeline.size)) if gif else None
+        if frames_dir is not None:
+            frames_dir = Path(frames_dir)
+            frames_dir.mkdir(parents=True, exist_ok=True)
+        bar = stack.enter_context(
+            tqdm(total=total, unit="frame", desc="generate", disable=not progress)
+        )
+        for chunk in pipeline.frames(wave, fps, w0, seed, smoothing):
+            pixels = frames_to_uint8(chunk)
+            if frames_dir is not None:
+                for i, rgb in enumerate(pixels, start=writer.frames_written):
+                    Image.fromarray(rgb).save(frames_dir / f"frame_{i:06d}.png")
+            writer.write(pixels)
+            if gif_writer is not None:
+                gif_writer.write(pixels)
+            bar.update(len(pixels))
+    return Path(out)
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sgvideo generate",
+        description="Generate a video from a sound file with a trained stage-2 checkpoint: "
+        "h264 mp4 with the sound muxed as AAC, round(duration x fps) frames.",
+    )
+    add = parser.add_argument
+    add("--audio", required=True, help="sound file (wav/flac/mp3/ogg, or a video's sound track)")
+    add("--checkpoint", required=True, help="stage-2 checkpoint (sgvideo generator fit)")
+    add("--out", required=True, help="output video (.mp4); its folder must exist")
+    add("--fps", type=float, default=30.0, help="frames per second (default 30)")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="start from a seeded random latent (default: "
+        "from the first window's sound latent); also seeds the noise",
+    )
+    start.add_argument("--image", default=None, help="start from this image, projected into W+")
+    start.add_argument(
+        "--category", default=None, help="start from a text-init checkpoint's category latent"
+    )
+    add("--truncation", type=float, default=0.7, help="truncation of the --seed start latent")
+    add("--smoothing", type=float, default=0.6, help="weight of the previous latent in the EMA")
+    add("--batch-size", type=int, default=16, help="frames per chunk (memory vs speed)")
+    add("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    add("--frames-dir", default=None, help="also write every frame as PNG into this folder")
+    add("--gif", default=None, help="also write an animated GIF")
+    add("--generator", default=None, help="StyleGAN2 .pt (default: the checkpoint's path)")
+    add("--inversion", default=None, help="stage-1 checkpoint (default: the checkpoint's path)")
+    add("--project-steps", type=int, default=200, help="optimisation steps for --image")
+    add("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already printed
+        return int(stop.code or 0)
+    try:
+        out = generate_video(
+            args.audio,
+            args.checkpoint,
+            args.out,
+            fps=args.fps,
+            seed=args.seed,
+            image=args.image,
+            category=args.category,
+            truncation=args.truncation,
+            smoothing=args.smoothing,
+            batch_size=args.batch_size,
+            device=args.device,
+            frames_dir=args.frames_dir,
+            gif=args.gif,
+            generator_path=args.generator,
+            inversion_path=args.inversion,
+            project_steps=args.project_steps,
+            progress=not args.no_progress,
+        )
+    except (FileNotFoundError, ValueError) as error:
+        print(f"sgvideo generate: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
