@@ -1,0 +1,463 @@
+"""Stage 2: train the latent trajectory generator against image and video discriminators.
+
+Everything pretrained is frozen: the StyleGAN2 generator, the stage-1 sound inversion encoder
+(sound window -> w_a^t), the stage-0 audio encoder and CLIP (for the audio-frame loss). Only
+the trajectory net and the two discriminators learn, and only they are saved in checkpoints;
+the frozen parts are rebuilt from the paths in the hyper-parameters.
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+from einops import rearrange, repeat
+from PIL import Image
+from torch import Tensor
+from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.checkpoint import checkpoint
+
+from sgvideo.audio import LogMel
+from sgvideo.lit.checkpointing import StageCheckpointMixin, read_stage_checkpoint, submodule_state
+from sgvideo.lit.mixins import FrozenEvalMixin, RngStateMixin
+from sgvideo.losses import cosine_distance, lsgan_d_loss, lsgan_g_loss
+from sgvideo.models.audio_encoder import load_audio_encoder
+from sgvideo.models.clip_model import (
+    clip_embed_dim,
+    clip_image_embed,
+    clip_text_embed,
+    load_clip,
+    prompts_for,
+)
+from sgvideo.models.discriminators import ImageDiscriminator, VideoDiscriminator
+from sgvideo.models.inversion_encoder import load_inversion_encoder
+from sgvideo.models.stylegan2 import load_generator
+from sgvideo.models.trajectory import TrajectoryGenerator
+from sgvideo.video_io import write_video
+
+TRAJECTORY_CONFIG_KEY = "sgvideo_trajectory_config"
+# Audio settings the inversion encoder was trained with and this stage must share.
+MEL_SETTINGS = ("sample_rate", "n_mels", "n_fft", "hop_length")
+TEXT_INIT_CHUNK = 16
+
+
+class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.LightningModule):
+    """Sound clip -> latent trajectory -> frames, judged per frame and as a clip.
+
+    Batches are the landscape DataModule's: `frames` "b t 3 h w" in [-1, 1], `audio`
+    "b t samples" (one window per frame), `category` "b", optionally `waveform` "b samples"
+    (muxed into the sample videos). Per step: the discriminators take one LSGAN step on real
+    vs generated frames, then the trajectory net one step on
+
+        adv_image * LSGAN(D_img) + adv_video * LSGAN(D_vid)
+        + clip * mean_t [1 - cos(CLIP(frame_t), A(audio_t))]
+        + latent * |w^t - w_a^t|^2 + anchor * |w^t - w^0|^2 + smooth * |w^t - w^{t-1}|^2
+
+    (squared terms are means over batch, frames and W+ entries). The start latent w^0 is the
+    first window's sound latent (`init="audio"`) or, with `init="text"`, the authors' CLIP
+    choice: among `text_init_samples` truncated random latents, the one whose image is nearest
+    the category prompt (chosen once per category, kept in the checkpoint). `anchor_weight`
+    None means 1 with text init and 0 with audio init. `global_step` counts batches (the
+    discriminator step is not counted), so `max_steps` is a number of batches. Every
+    `sample_every_n_steps` batches, the generated clip beside the real one goes to
+    `<log_dir>/samples/` as a PNG strip and an mp4 with the clip's sound.
+
+    Args:
+        generator_path: rosinality StyleGAN2 checkpoint (its `g_ema`, frozen).
+        inversion_path: stage-1 `inversion` checkpoint made for this generator.
+        audio_encoder_path: stage-0 `align` checkpoint (or the authors' resnet18.pth).
+        clip: CLIP weights: a local ViT-B-32.pt path, "tiny" or None ($SGVIDEO_CLIP_WEIGHTS).
+        categories: category names in label order (linked from the data).
+        sample_rate, n_mels, n_fft, hop_length, window_seconds, num_frames: audio and clip
+            settings (linked from the data); the mel settings must be stage 1's.
+        hidden, num_layers, bidirectional, noise_dim: the TrajectoryGenerator's GRUs.
+        init, text_init_samples, text_template, truncation, seed: the start latent w^0.
+        adv_image_weight, adv_video_weight, clip_weight, latent_weight, anchor_weight,
+            smooth_weight: loss weights (see above).
+        image_d_channels, video_d_channels: discriminator widths.
+        lr, d_lr, betas, weight_decay, gamma: AdamW for the trajectory net (lr) and the
+            discriminators (d_lr, default lr); StepLR per epoch for both.
+        checkpoint_synthesis: recompute each frame's synthesis in the backward pass.
+        noise_mode: the generator's noise ("const", "random" or "none").
+        sample_every_n_steps: sample PNG + mp4 cadence in batches; 0: never.
+    """
+
+    stage = "generator"
+    frozen_modules = ("generator", "clip", "audio_encoder", "inversion", "mel")
+
+    def __init__(
+        self,
+        generator_path: str,
+        inversion_path: str,
+        audio_encoder_path: str,
+        clip: str | None = None,
+        categories: list[str] | None = None,
+        sample_rate: int = 44100,
+        n_mels: int = 128,
+        n_fft: int = 2048,
+        hop_length: int = 512,
+        window_seconds: float = 2.0 / 6,
+        num_frames: int = 6,
+        hidden: int = 512,
+        num_layers: int = 5,
+        bidirectional: bool = True,
+        noise_dim: int = 0,
+        init: Literal["audio", "text"] = "audio",
+        text_init_samples: int = 128,
+        text_template: str = "a photo of {}",
+        truncation: float = 0.7,
+        adv_image_weight: float = 1.0,
+        adv_video_weight: float = 1.0,
+        clip_weight: float = 1e-3,
+        latent_weight: float = 1.0,
+        anchor_weight: float | None = None,
+        smooth_weight: float = 0.0,
+        image_d_channels: int = 64,
+        video_d_channels: int = 32,
+        lr: float = 1e-4,
+        d_lr: float | None = None,
+        betas: tuple[float, float] = (0.9, 0.999),
+        weight_decay: float = 0.01,
+        gamma: float = 0.98,
+        checkpoint_synthesis: bool = False,
+        noise_mode: Literal["const", "random", "none"] = "const",
+        sample_every_n_steps: int = 500,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        if init not in ("audio", "text"):
+            raise ValueError(f"init must be 'audio' or 'text', got {init!r}")
+        if init == "text" and not categories:
+            raise ValueError("init='text' needs the category names (linked from the data module)")
+        self.generator = load_generator(generator_path)
+        self.inversion, inversion_hparams = load_inversion_encoder(inversion_path)
+        _check_inversion(self.inversion, inversion_hparams, self.generator, self.hparams)
+        self.audio_encoder = load_audio_encoder(audio_encoder_path)
+        self.clip = load_clip(clip)
+        if self.audio_encoder.embed_dim != clip_embed_dim(self.clip):
+            raise ValueError(
+                f"audio encoder {audio_encoder_path} embeds into {self.audio_encoder.embed_dim} "
+                f"dimensions but CLIP {clip!r} into {clip_embed_dim(self.clip)}: use the CLIP "
+                "the audio encoder was aligned with"
+            )
+        self.mel = LogMel(sample_rate, n_fft, hop_length, n_mels).eval()
+        self.trajectory = TrajectoryGenerator(
+            self.generator.n_latent,
+            self.generator.style_dim,
+            hidden=hidden,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            noise_dim=noise_dim,
+        )
+        size = self.generator.size
+        self.image_d = ImageDiscriminator(size, channels=image_d_channels)
+        self.video_d = VideoDiscriminator(size, channels=video_d_channels)
+        if init == "text":
+            shape = (len(categories), self.generator.n_latent, self.generator.style_dim)
+            self.register_buffer("start_latents", torch.zeros(shape))
+            self.register_buffer("start_latents_ready", torch.zeros((), dtype=torch.bool))
+        self.anchor_weight = anchor_weight if anchor_weight is not None else float(init == "text")
+
+    # ------------------------------------------------------------------ checkpoints and checks
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        net = self.trajectory
+        checkpoint[TRAJECTORY_CONFIG_KEY] = dict(
+            n_latent=net.n_latent,
+            style_dim=net.style_dim,
+            hidden=net.hidden,
+            num_layers=net.num_layers,
+            bidirectional=net.bidirectional,
+            noise_dim=net.noise_dim,
+            groups={name: [s.start, s.stop] for name, s in net.groups.items()},
+        )
+
+    def on_fit_start(self) -> None:
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            raise ValueError(
+                "TrajectoryGAN does not support loss-scaled fp16 ('16-mixed'): "
+                "use trainer.precision 32 or bf16-mixed"
+            )
+        wrapped = self.trainer.strategy.model
+        if isinstance(wrapped, DistributedDataParallel) and not wrapped.find_unused_parameters:
+            raise ValueError(
+                "TrajectoryGAN alternates discriminator and generator backward passes, which DDP "
+                "only synchronises with unused-parameter detection: use "
+                "--trainer.strategy ddp_find_unused_parameters_true"
+            )
+        self._ensure_start_latents()
+
+    # ------------------------------------------------------------------ latents and frames
+
+    @torch.no_grad()
+    def sound_latents(self, audio: Tensor) -> tuple[Tensor, Tensor]:
+        """Audio windows "b t samples" -> (log-mel "b t n_mels time", w_a "b t n_latent style")."""
+        mel = self.mel(audio)
+        flat = rearrange(mel, "b t m f -> (b t) m f")
+        w_a = self.generator.w_avg + self.inversion(flat).float()
+        return mel, rearrange(w_a, "(b t) n s -> b t n s", b=audio.shape[0])
+
+    @torch.no_grad()
+    def _ensure_start_latents(self) -> None:
+        if self.hparams.init != "text" or bool(self.start_latents_ready):
+            return
+        self.start_latents.copy_(self.choose_start_latents())
+        self.start_latents_ready.fill_(True)
+
+    @torch.no_grad()
+    def choose_start_latents(self) -> Tensor:
+        """The authors' CLIP-guided starts: per category, the sample nearest its prompt "c n s".
+
+        The same seeded pool of truncated latents serves every category (and every DDP rank).
+        """
+        hp, g = self.hparams, self.generator
+        seeded = torch.Generator().manual_seed(hp.seed)
+        z = torch.randn(hp.text_init_samples, g.style_dim, generator=seeded).to(self.device)
+        w = g.truncate(g.mapping(z), hp.truncation)
+        embeds = torch.cat(
+            [
+                clip_image_embed(self.clip, g.synthesis(repeat(c, "b s -> b n s", n=g.n_latent)))
+                for c in w.split(TEXT_INIT_CHUNK)
+            ]
+        )
+        text = clip_text_embed(self.clip, prompts_for(hp.categories, hp.text_template))
+        best = (text @ embeds.T).argmax(dim=1)
+        return repeat(w[best], "c s -> c n s", n=g.n_latent)
+
+    def start_latent(self, w_a: Tensor, category: Tensor) -> Tensor:
+        """w^0 "b n s": the first window's sound latent, or the category's CLIP-chosen start."""
+        if self.hparams.init == "audio":
+            return w_a[:, 0]
+        self._ensure_start_latents()
+        if category.min() < 0 or category.max() >= self.start_latents.shape[0]:
+            raise ValueError(
+                f"category index out of range for the {self.start_latents.shape[0]} categories "
+                f"{self.hparams.categories}: {category.tolist()}"
+            )
+        return self.start_latents[category]
+
+    def synthesize(self, w: Tensor) -> Tensor:
+        """Latents "b t n s" -> frames "b t 3 h w".
+
+        With `checkpoint_synthesis`, each time step's synthesis is recomputed in the backward
+        pass instead of keeping its activations, so only one step's activations live at once.
+        """
+        mode = self.hparams.noise_mode
+        if self.hparams.checkpoint_synthesis and torch.is_grad_enabled():
+            frames = [
+                checkpoint(self.generator.synthesis, w_t, mode, use_reentrant=False)
+                for w_t in w.unbind(dim=1)
+            ]
+            return torch.stack(frames, dim=1)
+        flat = self.generator.synthesis(rearrange(w, "b t n s -> (b t) n s"), mode)
+        return rearrange(flat, "(b t) c h w -> b t c h w", b=w.shape[0])
+
+    def forward(self, audio: Tensor, category: Tensor) -> Tensor:
+        """Audio windows "b t samples" (and category "b") -> latents "b t n_latent style"."""
+        _, w_a = self.sound_latents(audio)
+        return self.trajectory(self.start_latent(w_a, category), w_a)
+
+    # ------------------------------------------------------------------ losses
+
+    def _real_frames(self, batch: dict[str, Any]) -> Tensor:
+        frames = batch["frames"]
+        size = self.generator.size
+        if frames.ndim != 5 or tuple(frames.shape[2:]) != (3, size, size):
+            raise ValueError(
+                f"real frames are {tuple(frames.shape)} but the generator makes 'b t 3 {size} "
+                f"{size}' frames: set the data's image_size to {size}"
+            )
+        return frames
+
+    def _discriminator_loss(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        image = lsgan_d_loss(
+            self.image_d(rearrange(real, "b t c h w -> (b t) c h w")),
+            self.image_d(rearrange(fake, "b t c h w -> (b t) c h w")),
+        )
+        video = lsgan_d_loss(self.video_d(_as_video(real)), self.video_d(_as_video(fake)))
+        return {"d_image": image, "d_video": video}
+
+    def _generator_terms(
+        self, fake: Tensor, w: Tensor, w_a: Tensor, w0: Tensor, mel: Tensor, all_terms: bool
+    ) -> dict[str, tuple[float, Tensor]]:
+        """Loss terms as name -> (weight, value); zero-weight terms only when `all_terms`."""
+        hp = self.hparams
+        weights = {
+            "adv_image": hp.adv_image_weight,
+            "adv_video": hp.adv_video_weight,
+            "clip": hp.clip_weight,
+            "latent": hp.latent_weight,
+            "anchor": self.anchor_weight,
+            "smooth": hp.smooth_weight if w.shape[1] > 1 else 0.0,
+        }
+        wanted = {name for name, weight in weights.items() if weight or all_terms}
+        frames = rearrange(fake, "b t c h w -> (b t) c h w")
+        terms: dict[str, Tensor] = {}
+        if "adv_image" in wanted:
+            terms["adv_image"] = lsgan_g_loss(self.image_d(frames))
+        if "adv_video" in wanted:
+            terms["adv_video"] = lsgan_g_loss(self.video_d(_as_video(fake)))
+        if "clip" in wanted:
+            with torch.no_grad():
+                sound = self.audio_encoder(rearrange(mel, "b t m f -> (b t) m f"), normalize=True)
+            terms["clip"] = cosine_distance(clip_image_embed(self.clip, frames), sound).mean()
+        if "latent" in wanted:
+            terms["latent"] = F.mse_loss(w, w_a)
+        if "anchor" in wanted:
+            terms["anchor"] = F.mse_loss(w, w0.unsqueeze(1).expand_as(w))
+        if "smooth" in wanted and w.shape[1] > 1:
+            terms["smooth"] = F.mse_loss(w[:, 1:], w[:, :-1])
+        return {name: (weights[name], value) for name, value in terms.items()}
+
+    def _generate(self, batch: dict[str, Any]) -> tuple[Tensor, ...]:
+        mel, w_a = self.sound_latents(batch["audio"])
+        w0 = self.start_latent(w_a, batch["category"])
+        w = self.trajectory(w0, w_a)
+        return self.synthesize(w), w, w_a, w0, mel
+
+    # ------------------------------------------------------------------ steps
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        real = self._real_frames(batch)
+        opt_g, opt_d = self.optimizers()
+        fake, w, w_a, w0, mel = self._generate(batch)
+
+        d_terms = self._discriminator_loss(real, fake.detach())
+        d_loss = d_terms["d_image"] + d_terms["d_video"]
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        # the wrapped optimizer's step is not counted: global_step counts batches
+        opt_d.optimizer.step()
+
+        with self.toggled_optimizer(opt_g):  # no discriminator gradients from the G loss
+            g_terms = self._generator_terms(fake, w, w_a, w0, mel, all_terms=False)
+            g_loss = sum(weight * value for weight, value in g_terms.values())
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_g.step()
+
+        logs = {"d_loss": d_loss, "g_loss": g_loss, **d_terms}
+        logs.update({name: value for name, (_, value) in g_terms.items()})
+        self.log_dict({f"train/{k}": v.detach() for k, v in logs.items()}, batch_size=len(real))
+        self.log("d_loss", d_loss.detach(), prog_bar=True, logger=False, batch_size=len(real))
+        self.log("g_loss", g_loss.detach(), prog_bar=True, logger=False, batch_size=len(real))
+        every = self.hparams.sample_every_n_steps
+        if every and self.trainer.is_global_zero and (self.global_step - 1) % every == 0:
+            self.save_samples(batch, fake.detach(), f"step{self.global_step - 1:07d}")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        real = self._real_frames(batch)
+        fake, w, w_a, w0, mel = self._generate(batch)
+        logs = dict(self._discriminator_loss(real, fake))
+        logs.update(
+            {k: v for k, (_, v) in self._generator_terms(fake, w, w_a, w0, mel, True).items()}
+        )
+        logs = {f"val/{k}": v for k, v in logs.items()}
+        self.log_dict(logs, batch_size=len(real), sync_dist=True)
+
+    def configure_optimizers(self) -> tuple[list, list]:
+        hp = self.hparams
+        kwargs = dict(betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+        opt_g = torch.optim.AdamW(self.trajectory.parameters(), lr=hp.lr, **kwargs)
+        d_params = chain(self.image_d.parameters(), self.video_d.parameters())
+        opt_d = torch.optim.AdamW(d_params, lr=hp.d_lr or hp.lr, **kwargs)
+        schedulers = [torch.optim.lr_scheduler.StepLR(o, 1, gamma=hp.gamma) for o in (opt_g, opt_d)]
+        return [opt_g, opt_d], schedulers
+
+    def on_train_epoch_end(self) -> None:
+        for scheduler in self.lr_schedulers():
+            scheduler.step()
+
+    # ------------------------------------------------------------------ samples
+
+    def save_samples(self, batch: dict[str, Any], fake: Tensor, name: str) -> Path:
+        """Real (top) vs generated (bottom) frames of the batch's first clip: PNG strip + mp4.
+
+        The mp4 shows the two clips side by side with the clip's sound; the strip also goes to
+        the loggers that take images (TensorBoard, Weights & Biases).
+        """
+        out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "samples"
+        out.mkdir(parents=True, exist_ok=True)
+        pair = torch.stack([batch["frames"][0], fake[0]]).float()
+        pixels = ((pair.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+        strip = rearrange(pixels, "r t c h w -> (r h) (t w) c").numpy()
+        Image.fromarray(strip).save(out / f"{name}.png")
+        for logger in self.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key="samples", images=[strip], step=self.global_step)
+            elif hasattr(getattr(logger, "experiment", None), "add_image"):
+                logger.experiment.add_image("samples", strip, self.global_step, dataformats="HWC")
+        waveform = batch.get("waveform")
+        write_video(
+            out / f"{name}.mp4",
+            np.ascontiguousarray(rearrange(pixels, "r t c h w -> t h (r w) c").numpy()),
+            fps=1.0 / self.hparams.window_seconds,
+            audio=None if waveform is None else waveform[0].float().cpu(),
+            sample_rate=self.hparams.sample_rate,
+        )
+        return out / f"{name}.png"
+
+
+def _as_video(frames: Tensor) -> Tensor:
+    return rearrange(frames, "b t c h w -> b c t h w")
+
+
+def _check_inversion(encoder, inversion_hparams: dict, generator, hparams) -> None:
+    """A stage-1 encoder made for another generator or other audio settings is refused."""
+    ours = (generator.n_latent, generator.style_dim)
+    theirs = (encoder.n_latent, encoder.style_dim)
+    if ours != theirs:
+        raise ValueError(
+            f"the inversion checkpoint {hparams.inversion_path} predicts W+ latents of "
+            f"{theirs[0]} x {theirs[1]} but the generator {hparams.generator_path} takes "
+            f"{ours[0]} x {ours[1]}: train stage 1 for this generator"
+        )
+    mismatched = {
+        key: (inversion_hparams[key], hparams[key])
+        for key in MEL_SETTINGS
+        if key in inversion_hparams and inversion_hparams[key] != hparams[key]
+    }
+    if mismatched or encoder.n_mels != hparams.n_mels:
+        mismatched.setdefault("n_mels", (encoder.n_mels, hparams.n_mels))
+        details = ", ".join(f"{k}: {a} (stage 1) vs {b}" for k, (a, b) in mismatched.items())
+        raise ValueError(
+            f"the inversion checkpoint {hparams.inversion_path} was trained with other audio "
+            f"settings than this stage's data: {details}"
+        )
+
+
+def load_trajectory_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[TrajectoryGenerator, dict[str, Any]]:
+    """The trained trajectory net (eval mode) of a stage-2 checkpoint and its hparams.
+
+    The hparams hold what generation needs: the frozen parts' paths (`generator_path`,
+    `inversion_path`, ...), the audio settings (`sample_rate`, `n_mels`, `n_fft`, `hop_length`,
+    `window_seconds`, frames per second = 1 / window_seconds), `init` and `categories`; with
+    text init also `start_latents`: category name -> its start latent "n_latent style_dim".
+    A bidirectional net only rolls out whole sequences; a unidirectional one also streams.
+    """
+    checkpoint = read_stage_checkpoint(path, "generator")
+    config = checkpoint.get(TRAJECTORY_CONFIG_KEY)
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} has no trajectory configuration ('{TRAJECTORY_CONFIG_KEY}')")
+    net = TrajectoryGenerator(**config)
+    state = checkpoint["state_dict"]
+    try:
+        net.load_state_dict(submodule_state(state, "trajectory"))
+    except RuntimeError as error:
+        raise ValueError(f"{path}: trajectory weights do not match {config}: {error}") from None
+    hparams = dict(checkpoint.get("hyper_parameters", {}))
+    if "start_latents" in state:
+        hparams["start_latents"] = dict(
+            zip(hparams["categories"], state["start_latents"].unbind(0), strict=True)
+        )
+    return net.eval().to(map_location), hparams
