@@ -1,0 +1,136 @@
+"""Frozen OpenAI CLIP: loading from a local file (or a tiny random one) and tensor-side helpers.
+
+Nothing here touches the network: `load_clip` accepts only an existing file or "tiny". Images
+are preprocessed in torch on their own device (resize + CLIP mean/std), differentiably, so
+losses on generated images back-propagate through CLIP into the generator's latents.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import clip
+import torch
+from clip.model import CLIP, build_model
+from torch.nn import functional as F
+
+from sgvideo.files import require_file
+
+CLIP_ENV = "SGVIDEO_CLIP_WEIGHTS"
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+CLIP_URL = (
+    "https://openaipublic.azureedge.net/clip/models/"
+    "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt"
+)
+CLIP_HINT = (
+    f"Download OpenAI's ViT-B/32 weights once ({CLIP_URL}), put the file e.g. at "
+    f"pretrained/ViT-B-32.pt and pass its path (--model.clip PATH) or set {CLIP_ENV}. "
+    'Use "tiny" for a small random CLIP (tests, demo)'
+)
+# A seeded random CLIP small enough for CPU tests: 32 px images, 32-d joint space.
+TINY_CLIP = dict(
+    embed_dim=32,
+    image_resolution=32,
+    vision_layers=2,
+    vision_width=64,
+    vision_patch_size=8,
+    context_length=77,
+    vocab_size=49408,
+    transformer_width=64,
+    transformer_heads=1,
+    transformer_layers=2,
+)
+
+
+def load_clip(spec: str | os.PathLike | None, device: str | torch.device = "cpu") -> CLIP:
+    """A frozen float32 CLIP in eval mode from a local checkpoint path or "tiny".
+
+    `spec` None (or "") reads the path from $SGVIDEO_CLIP_WEIGHTS. Model names such as
+    "ViT-B/32" are refused rather than downloaded. The published weights are fp16; they are
+    converted to float32 here (use Lightning's mixed precision for speed).
+    """
+    spec = os.fspath(spec) if spec else os.environ.get(CLIP_ENV, "")
+    if not spec:
+        raise FileNotFoundError(f"no CLIP weights given. {CLIP_HINT}")
+    if spec == "tiny":
+        model = tiny_clip()
+    else:
+        path = require_file(spec, "CLIP weights", hint=CLIP_HINT)
+        try:
+            model = build_model(_read_state_dict(path))
+        except (KeyError, RuntimeError) as error:
+            raise ValueError(f"{path} is not a usable CLIP checkpoint: {error!r}") from None
+    return model.float().eval().requires_grad_(False).to(device)
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Weights of an OpenAI CLIP file: a TorchScript archive (as published) or a state dict.
+
+    Does what `clip.load(path, jit=False)` does, which fails on plain state-dict files.
+    """
+    try:
+        return torch.jit.load(str(path), map_location="cpu").state_dict()
+    except RuntimeError:
+        pass
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path} is not a CLIP checkpoint: {error}") from None
+    has_projection = isinstance(state, dict) and (
+        "visual.proj" in state or "visual.attnpool.c_proj.weight" in state
+    )
+    if not has_projection:
+        raise ValueError(f"{path} is not an OpenAI CLIP checkpoint (no visual projection)")
+    return state
+
+
+def tiny_clip(seed: int = 0) -> CLIP:
+    """A small randomly initialised CLIP, identical for a given seed (global RNG untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return CLIP(**TINY_CLIP)
+
+
+def clip_embed_dim(model: CLIP) -> int:
+    """Dimension of CLIP's joint image-text space (512 for ViT-B/32)."""
+    return int(model.text_projection.shape[1])
+
+
+def clip_preprocess(model: CLIP, images: torch.Tensor) -> torch.Tensor:
+    """ "b 3 h w" in [-1, 1] -> CLIP's normalised input at its resolution, differentiably."""
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be 'b 3 h w', got {tuple(images.shape)}")
+    size = model.visual.input_resolution
+    x = (images.float() + 1.0) / 2.0
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+    mean = x.new_tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = x.new_tensor(CLIP_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def clip_image_embed(model: CLIP, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """ "b 3 h w" images in [-1, 1] -> "b d" CLIP image embeddings (unit length by default)."""
+    embed = model.encode_image(clip_preprocess(model, images).to(model.dtype)).float()
+    return F.normalize(embed, dim=-1) if normalize else embed
+
+
+@torch.no_grad()
+def clip_text_embed(model: CLIP, prompts: Sequence[str], normalize: bool = True) -> torch.Tensor:
+    """Prompts -> "b d" CLIP text embeddings (unit length by default); no gradient (constant)."""
+    if isinstance(prompts, str) or not prompts:
+        raise ValueError(f"prompts must be a non-empty list of strings, got {prompts!r}")
+    device = model.text_projection.device
+    tokens = clip.tokenize(list(prompts), context_length=model.context_length, truncate=True)
+    embed = model.encode_text(tokens.to(device)).float()
+    return F.normalize(embed, dim=-1) if normalize else embed
+
+
+def prompts_for(categories: Sequence[str], template: str = "a photo of {}") -> list[str]:
+    """One text prompt per category; underscores in names read as spaces ("fire_crackling")."""
+    if "{}" not in template:
+        raise ValueError(f"prompt template must contain '{{}}', got {template!r}")
+    return [template.format(name.replace("_", " ")) for name in categories]
