@@ -169,10 +169,10 @@ def test_overfits_a_fixed_batch(datamodule, batch):
 
 
 def test_zero_shot_accuracy_beats_chance(synth_root, synth_cache, tmp_path):
-    """After 16 steps (5 windows of 0.5 s per step), the clips' centre windows are classified
+    """After 12 steps (5 windows of 0.5 s per step), the clips' centre windows are classified
     against the 5 category prompts at 2.5x chance (1 / 5) or better.
 
-    A fresh ResNet moves so fast in 16 steps that batch norm's running statistics lag behind
+    A fresh ResNet moves so fast in 12 steps that batch norm's running statistics lag behind
     (train-mode accuracy is already ~1 while eval mode is near chance); they are recomputed
     over the windows with torch's `update_bn` (as for SWA) before evaluating, which a
     longer run with larger batches should not need.
@@ -182,7 +182,7 @@ def test_zero_shot_accuracy_beats_chance(synth_root, synth_cache, tmp_path):
         synth_root, synth_cache, val_fraction=0.0, test_fraction=0.0, batch_size=5
     )
     module = align_module(datamodule, windows_per_clip=1, lr=1e-3)
-    fit(module, datamodule, tmp_path, max_steps=16)
+    fit(module, datamodule, tmp_path, max_steps=12)
     dataset = datamodule.datasets["train"]
     dataset.random_window = False  # every clip's centre window, as in validation
     windows = flatten_windows(next(iter(DataLoader(dataset, batch_size=len(dataset)))))
@@ -192,7 +192,7 @@ def test_zero_shot_accuracy_beats_chance(synth_root, synth_cache, tmp_path):
     with torch.no_grad():
         logits = class_logits(module.audio_encoder(mel), module.text_embeds, 1.0)
     accuracy = (logits.argmax(dim=1) == windows.category).float().mean().item()
-    assert accuracy >= 0.5, accuracy  # 0.75 here; chance is 0.2
+    assert accuracy >= 0.5, accuracy  # 0.70 here; chance is 0.2
 
 
 def test_align_checkpoint_leaves_clip_out(align_ckpt):
