@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 test: setup
 	$(BIN)/python -m pytest -q $(ARGS)
 
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
 lint: setup
 	$(BIN)/ruff check sgvideo stylegan2_ops tests bench
 	$(BIN)/ruff format --check sgvideo stylegan2_ops tests bench

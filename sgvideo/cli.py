@@ -114,13 +114,19 @@ def run_stage(stage: str, argv: list[str]) -> None:
     """Run one training stage's LightningCLI with `argv` (e.g. `fit --config x.yaml`)."""
     model_spec, data_spec, _ = STAGES[stage]
     model_class = _resolve(model_spec)
-    _make_cli_class(model_class)(
-        model_class,
-        _resolve(data_spec),
-        args=argv,
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"prog": f"sgvideo {stage}"},
-    )
+    # LightningCLI reads sys.argv; set it rather than passing `args=`, which it warns about
+    # whenever the process was started with other arguments (`python -m sgvideo.cli ...`).
+    saved_argv = sys.argv
+    sys.argv = [f"sgvideo {stage}", *argv]
+    try:
+        _make_cli_class(model_class)(
+            model_class,
+            _resolve(data_spec),
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"prog": f"sgvideo {stage}"},
+        )
+    finally:
+        sys.argv = saved_argv
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,7 +115,7 @@ def train_stage(stage: str, paths: DemoPaths, image_size: int, max_steps: int | 
     for argument, source in STAGE_INPUTS[stage].items():
         command += [f"--model.{argument}", str(paths.checkpoint(source))]
     if stage == "prior":
-        command += ["--model.export_path", str(target)]
+        command += ["--model.size", str(image_size), "--model.export_path", str(target)]
     if max_steps is not None:
         command += ["--trainer.max_steps", str(max_steps), "--trainer.max_epochs", "-1"]
     resume = _last_checkpoint(run_dir)

@@ -99,7 +99,7 @@ def test_evaluate_a_generator_with_clip_av(synth_root, synth_cache, align_ckpt, 
 def test_evaluate_user_errors(
     synth_root, synth_cache, tmp_path, monkeypatch, capsys, extra, message
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # no weights/ folder here
+    monkeypatch.chdir(tmp_path)  # no pretrained/ folder here
     monkeypatch.delenv("SGVIDEO_FID_WEIGHTS", raising=False)
     monkeypatch.delenv("SGVIDEO_I3D_WEIGHTS", raising=False)
     argv = ["evaluate", f"--generated={synth_root}", *_data_args(synth_root, synth_cache), *extra]

@@ -15,7 +15,7 @@ class FID(FrechetFeatureMetric):
     """FID between real and generated images: `update(images "b 3 h w" in [-1, 1], real)`.
 
     Default network: pytorch-fid's Inception-v3 pool-3 (2048-d) with the weights from
-    `weights_path` (or $SGVIDEO_FID_WEIGHTS, or weights/pt_inception-2015-12-05-6726825d.pth).
+    `weights_path` (or $SGVIDEO_FID_WEIGHTS, or pretrained/pt_inception-2015-12-05-6726825d.pth).
     `dims` picks an earlier block like pytorch-fid's --dims (64, 192, 768; 2048 is FID).
     `feature_extractor` (an nn.Module: images -> "b d") replaces the network, e.g. in tests.
     Covariances are unbiased (n - 1) like pytorch-fid's np.cov.

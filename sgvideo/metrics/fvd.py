@@ -16,7 +16,7 @@ class FVD(FrechetFeatureMetric):
     """FVD between real and generated clips: `update(videos "b t 3 h w" in [-1, 1], real)`.
 
     Default network: StyleGAN-V's I3D TorchScript from `weights_path` (or $SGVIDEO_I3D_WEIGHTS,
-    or weights/i3d_torchscript.pt). A `feature_extractor` (nn.Module: "b 3 t h w" videos in
+    or pretrained/i3d_torchscript.pt). A `feature_extractor` (nn.Module: "b 3 t h w" videos in
     [-1, 1] -> "b d") replaces it. Every clip must have exactly `num_frames` frames (StyleGAN-V:
     16). Covariances divide by n like StyleGAN-V's FeatureStats; the distance is float64.
     """

@@ -83,7 +83,7 @@ class FIDInceptionV3(nn.Module):
 
 
 def load_fid_inception(path: str | os.PathLike | None = None, dims: int = 2048) -> FIDInceptionV3:
-    """The FID network with the real weights (path, $SGVIDEO_FID_WEIGHTS or weights/...)."""
+    """The FID network with the real weights (path, $SGVIDEO_FID_WEIGHTS or pretrained/...)."""
     file = FID_INCEPTION.resolve(path)
     state = torch.load(file, map_location="cpu", weights_only=True)
     return FIDInceptionV3(state, dims).eval()

@@ -1,7 +1,7 @@
 """Where the metric networks' weight files are looked up, and how a report names them.
 
 Nothing is downloaded: a file is taken from the explicit path, else from its environment
-variable, else from `weights/<file name>` under the working directory.
+variable, else from `pretrained/<file name>` under the working directory.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ class WeightFile:
 
     def resolve(self, path: str | os.PathLike | None = None) -> Path:
         """The file to load; FileNotFoundError naming it and where to put it when missing."""
-        chosen = path or os.environ.get(self.env) or Path("weights") / self.filename
+        chosen = path or os.environ.get(self.env) or Path("pretrained") / self.filename
         hint = (
             f"Get {self.filename} ({self.source}) yourself and pass its path, set {self.env}, "
-            f"or put it at weights/{self.filename}; sgvideo never downloads weights"
+            f"or put it at pretrained/{self.filename}; sgvideo never downloads weights"
         )
         return require_file(chosen, self.what, hint)
 
