@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -38,6 +37,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from sgvideo.audio import load_audio, segment_for_frames
+from sgvideo.errors import reports_user_errors
 from sgvideo.files import atomic_path, require_file
 from sgvideo.generate import (
     VIDEO_SUFFIXES,
@@ -574,18 +574,13 @@ def edit_video(
 # ---------------------------------------------------------------------------- command lines
 
 
-def _run(prog: str, parser: argparse.ArgumentParser, argv: list[str] | None, action) -> int:
-    """Parse, run `action(args)`, print user errors as `prog: error: ...` (exit code 2)."""
+def _run(parser: argparse.ArgumentParser, argv: list[str] | None, action) -> int:
+    """Parse, run `action(args)` and print what it wrote."""
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:
         return int(stop.code or 0)
-    try:
-        written = action(args)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
-    for path in written:
+    for path in action(args):
         print(f"wrote {path}")
     return 0
 
@@ -672,8 +667,9 @@ def _project(args: argparse.Namespace) -> list[Path]:
     return written
 
 
+@reports_user_errors("sgvideo project")
 def project_main(argv: list[str] | None = None) -> int:
-    return _run("sgvideo project", project_parser(), argv, _project)
+    return _run(project_parser(), argv, _project)
 
 
 def edit_image_parser() -> argparse.ArgumentParser:
@@ -718,8 +714,9 @@ def _edit_image(args: argparse.Namespace) -> list[Path]:
     )
 
 
+@reports_user_errors("sgvideo edit-image")
 def edit_image_main(argv: list[str] | None = None) -> int:
-    return _run("sgvideo edit-image", edit_image_parser(), argv, _edit_image)
+    return _run(edit_image_parser(), argv, _edit_image)
 
 
 def edit_video_parser() -> argparse.ArgumentParser:
@@ -759,5 +756,6 @@ def _edit_video(args: argparse.Namespace) -> list[Path]:
     ]
 
 
+@reports_user_errors("sgvideo edit-video")
 def edit_video_main(argv: list[str] | None = None) -> int:
-    return _run("sgvideo edit-video", edit_video_parser(), argv, _edit_video)
+    return _run(edit_video_parser(), argv, _edit_video)

@@ -23,6 +23,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 from tqdm import tqdm
 
 from sgvideo.audio import LogMel, segment_for_frames
+from sgvideo.errors import USER_ERRORS, reports_user_errors
 from sgvideo.metrics import FID, FVD, AVAlign, CLIPAudioVisualScore
 from sgvideo.metrics.report import TINY_WARNING, write_report
 from sgvideo.metrics.sources import (
@@ -467,17 +468,14 @@ def _report(args, names, real, generated, counts, values, networks, av) -> dict[
     return report
 
 
+@reports_user_errors("sgvideo evaluate", (*USER_ERRORS, ImportError))
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help, or a parse error already printed
         return int(stop.code or 0)
-    try:
-        report = evaluate(args)
-        json_path, md_path = write_report(report, args.out)
-    except (FileNotFoundError, ValueError, ImportError) as error:
-        print(f"sgvideo evaluate: error: {error}", file=sys.stderr)
-        return 2
+    report = evaluate(args)
+    json_path, md_path = write_report(report, args.out)
     for name, value in report["metrics"].items():
         print(f"{name}: {value:.4f}")
     if report.get("warning"):

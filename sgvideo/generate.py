@@ -45,6 +45,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from sgvideo.audio import LogMel, load_audio, segment_for_frames
+from sgvideo.errors import reports_user_errors
 from sgvideo.files import atomic_path
 from sgvideo.models.inversion_encoder import SoundInversionEncoder, load_inversion_encoder
 from sgvideo.models.stylegan2 import Generator, load_generator
@@ -559,34 +560,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_user_errors("sgvideo generate")
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help, or a usage error already printed
         return int(stop.code or 0)
-    try:
-        out = generate_video(
-            args.audio,
-            args.checkpoint,
-            args.out,
-            fps=args.fps,
-            seed=args.seed,
-            image=args.image,
-            category=args.category,
-            truncation=args.truncation,
-            smoothing=args.smoothing,
-            batch_size=args.batch_size,
-            device=args.device,
-            frames_dir=args.frames_dir,
-            gif=args.gif,
-            generator_path=args.generator,
-            inversion_path=args.inversion,
-            project_steps=args.project_steps,
-            progress=not args.no_progress,
-        )
-    except (FileNotFoundError, ValueError) as error:
-        print(f"sgvideo generate: error: {error}", file=sys.stderr)
-        return 2
+    out = generate_video(
+        args.audio,
+        args.checkpoint,
+        args.out,
+        fps=args.fps,
+        seed=args.seed,
+        image=args.image,
+        category=args.category,
+        truncation=args.truncation,
+        smoothing=args.smoothing,
+        batch_size=args.batch_size,
+        device=args.device,
+        frames_dir=args.frames_dir,
+        gif=args.gif,
+        generator_path=args.generator,
+        inversion_path=args.inversion,
+        project_steps=args.project_steps,
+        progress=not args.no_progress,
+    )
     print(f"wrote {out}")
     return 0
 

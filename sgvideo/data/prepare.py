@@ -16,7 +16,6 @@ import multiprocessing
 import os
 import shutil
 import socket
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -41,6 +40,7 @@ from sgvideo.data.cache import (
 )
 from sgvideo.data.decode import resampled_frames, write_frames_npy
 from sgvideo.data.index import VIDEO_EXTENSIONS, Clip, load_index
+from sgvideo.errors import reports_user_errors
 from sgvideo.files import atomic_path
 
 
@@ -303,24 +303,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_user_errors("sgvideo prepare")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.root and not args.index_csv:
         parser.error("give --root or --index-csv")
-    try:
-        report = prepare_dataset(
-            args.root or ".",
-            args.cache,
-            index_csv=args.index_csv,
-            size=args.size,
-            fps=args.fps,
-            sample_rate=args.sample_rate,
-            workers=args.workers,
-            progress=not args.no_progress,
-        )
-    except (FileNotFoundError, ValueError) as error:
-        print(f"sgvideo prepare: error: {error}", file=sys.stderr)
-        return 2
+    report = prepare_dataset(
+        args.root or ".",
+        args.cache,
+        index_csv=args.index_csv,
+        size=args.size,
+        fps=args.fps,
+        sample_rate=args.sample_rate,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
     print(report.summary())
     return 0

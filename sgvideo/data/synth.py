@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from sgvideo.audio import segment_for_frames
+from sgvideo.errors import reports_user_errors
 from sgvideo.video_io import write_video
 
 Palette = dict[str, tuple[float, float, float]]
@@ -386,6 +386,7 @@ def write_synthetic_dataset(
     return paths
 
 
+@reports_user_errors("sgvideo synth-data", (ValueError, OSError))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="sgvideo synth-data",
@@ -418,20 +419,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    try:
-        paths = write_synthetic_dataset(
-            out,
-            categories=args.categories,
-            clips_per_category=args.clips_per_category,
-            seconds=args.seconds,
-            size=args.size,
-            fps=args.fps,
-            sample_rate=args.sample_rate,
-            seed=args.seed,
-            progress=True,
-        )
-    except (ValueError, OSError) as error:
-        print(f"sgvideo synth-data: error: {error}", file=sys.stderr)
-        return 2
+    paths = write_synthetic_dataset(
+        out,
+        categories=args.categories,
+        clips_per_category=args.clips_per_category,
+        seconds=args.seconds,
+        size=args.size,
+        fps=args.fps,
+        sample_rate=args.sample_rate,
+        seed=args.seed,
+        progress=True,
+    )
     print(f"wrote {len(paths)} clips to {out}")
     return 0
