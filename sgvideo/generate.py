@@ -253,17 +253,44 @@ class SoundToVideo:
         for first in range(0, total, self.batch_size):
             yield first, min(first + self.batch_size, total)
 
+    @property
+    def step_rate(self) -> float:
+        """Trajectory steps per second of sound: training stepped once per audio window."""
+        return 1.0 / self.inverter.window_seconds
+
     @torch.no_grad()
     def raw_latents(self, wave: Tensor, fps: float, w0: Tensor, seed: int = 0) -> Iterator[Tensor]:
-        """The trajectory's frame latents (unsmoothed), one "t n s" chunk at a time."""
+        """The frame latents at `fps` (unsmoothed), one "t n s" chunk at a time.
+
+        The trajectory steps at the rate it was trained at (`step_rate`, one step per audio
+        window); each video frame takes the latent interpolated linearly at its timestamp.
+        Stepping once per video frame instead would add a training step's residual 30 times a
+        second rather than 3 times and walk off the generator's latent manifold.
+        """
+        keyframes = _Keyframes(
+            self.keyframe_latents(wave, self.step_rate, w0, seed),
+            self.frame_count(wave.shape[-1], self.step_rate),
+        )
+        for first, stop in self._chunks(self.frame_count(wave.shape[-1], fps)):
+            times = (torch.arange(first, stop, dtype=torch.float64) + 0.5) / fps
+            position = (times * self.step_rate - 0.5).clamp(min=0.0)
+            lower = position.floor().long()
+            weight = (position - lower).float().to(self.device)[:, None, None]
+            yield torch.lerp(*keyframes.around(lower), weight)
+
+    @torch.no_grad()
+    def keyframe_latents(
+        self, wave: Tensor, rate: float, w0: Tensor, seed: int = 0
+    ) -> Iterator[Tensor]:
+        """The trajectory stepped `rate` times a second of sound, one "t n s" chunk at a time."""
         if self.trajectory.bidirectional:
-            yield from self._windowed_latents(wave, fps, w0, seed)
+            yield from self._windowed_latents(wave, rate, w0, seed)
             return
-        total = self.frame_count(wave.shape[-1], fps)
+        total = self.frame_count(wave.shape[-1], rate)
         state = self.trajectory.initial_state(w0[None])
         w = w0[None]
         for first, stop in self._chunks(total):
-            w_a = self.inverter.for_frames(wave, fps, first, stop - first)
+            w_a = self.inverter.for_frames(wave, rate, first, stop - first)
             noise = self._noise(seed, first, stop)
             chunk = []
             for t in range(stop - first):
@@ -273,9 +300,9 @@ class SoundToVideo:
             yield torch.cat(chunk)
 
     def _windowed_latents(
-        self, wave: Tensor, fps: float, w0: Tensor, seed: int
+        self, wave: Tensor, rate: float, w0: Tensor, seed: int
     ) -> Iterator[Tensor]:
-        total = self.frame_count(wave.shape[-1], fps)
+        total = self.frame_count(wave.shape[-1], rate)
         length = min(self.num_frames, total)
         before = (length - 1) // 2
         offsets = torch.arange(length)
@@ -285,7 +312,7 @@ class SoundToVideo:
             starts = (frames - before).clamp(0, total - length)
             lo, hi = int(starts[0]), int(starts[-1]) + length
             index = (starts - lo)[:, None] + offsets  # "t length": sound latent of each step
-            w_a = self.inverter.for_frames(wave, fps, lo, hi - lo)
+            w_a = self.inverter.for_frames(wave, rate, lo, hi - lo)
             noise = self._noise(seed, lo, hi)
             starts_w = repeat(w0, "n s -> t n s", t=len(frames))
             path = self.trajectory.rollout(
@@ -332,6 +359,29 @@ class SoundToVideo:
         with seeded(seed):
             w0 = self.audio_latent(wave, fps)
             return torch.cat([f.cpu() for f in self.frames(wave, fps, w0, seed, smoothing)])
+
+
+class _Keyframes:
+    """Keyframe latents pulled on demand from a chunked iterator; rows no longer needed are
+    dropped, so memory stays flat however long the sound."""
+
+    def __init__(self, chunks: Iterator[Tensor], count: int) -> None:
+        self.chunks = chunks
+        self.count = count
+        self.first = 0  # keyframe index of rows[0]
+        self.rows: Tensor | None = None
+
+    def around(self, lower: Tensor) -> tuple[Tensor, Tensor]:
+        """Keyframes at ascending indices `lower` and at `lower + 1` (both clamped to the
+        last keyframe): two "t n s" tensors."""
+        lower = lower.clamp(max=self.count - 1)
+        upper = (lower + 1).clamp(max=self.count - 1)
+        while self.rows is None or self.first + len(self.rows) <= int(upper.max()):
+            chunk = next(self.chunks)
+            self.rows = chunk if self.rows is None else torch.cat([self.rows, chunk])
+        drop = int(lower.min()) - self.first
+        self.rows, self.first = self.rows[drop:], self.first + drop
+        return self.rows[lower - self.first], self.rows[upper - self.first]
 
 
 def load_video_generator(checkpoint: str | os.PathLike, device: str = "cpu") -> SoundToVideo:

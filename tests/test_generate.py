@@ -95,7 +95,7 @@ def test_unidirectional_stream_equals_rollout_over_the_whole_sound() -> None:
     pipeline = tiny_pipeline(bidirectional=False, batch_size=3)
     wave, fps = noise_wave(1.0), 10.0
     w0 = pipeline.audio_latent(wave, fps)
-    streamed = cat(pipeline.raw_latents(wave, fps, w0))
+    streamed = cat(pipeline.keyframe_latents(wave, fps, w0))
     w_a = pipeline.inverter.for_frames(wave, fps, 0, 10)
     with torch.no_grad():
         reference = pipeline.trajectory.rollout(w0[None], w_a[None])[0]
@@ -119,6 +119,25 @@ def bidirectional_reference(pipeline: SoundToVideo, wave, fps, w0, total) -> tor
     return torch.stack(out)
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_frames_interpolate_the_trajectory_stepped_at_the_training_rate(
+    bidirectional: bool,
+) -> None:
+    pipeline = tiny_pipeline(bidirectional=bidirectional, batch_size=4)
+    wave, rate = noise_wave(1.2), pipeline.step_rate
+    w0 = seed_latent(pipeline.generator, 3)
+    keys = cat(pipeline.keyframe_latents(wave, rate, w0))
+    assert len(keys) == round(1.2 * rate)
+    # at the training rate the frames are the keyframes themselves
+    torch.testing.assert_close(cat(pipeline.raw_latents(wave, rate, w0)), keys)
+    # at 3x the rate, frame 3k + 1 sits on keyframe k; the others lie on the segments between
+    fast = cat(pipeline.raw_latents(wave, 3 * rate, w0))
+    assert len(fast) == round(1.2 * 3 * rate)
+    torch.testing.assert_close(fast[1::3][: len(keys)], keys)
+    torch.testing.assert_close(fast[2], keys[0] + (keys[1] - keys[0]) / 3)
+    torch.testing.assert_close(fast[0], keys[0])  # before the first keyframe: held
+
+
 @pytest.mark.parametrize("seconds", [1.1, 0.2])
 def test_bidirectional_windows_match_the_frame_by_frame_reference(seconds: float) -> None:
     fps = 10.0
@@ -128,7 +147,7 @@ def test_bidirectional_windows_match_the_frame_by_frame_reference(seconds: float
         pipeline = tiny_pipeline(bidirectional=True, batch_size=batch_size)
         w0 = seed_latent(pipeline.generator, 5)
         expected = bidirectional_reference(pipeline, wave, fps, w0, total)
-        latents = cat(pipeline.raw_latents(wave, fps, w0))
+        latents = cat(pipeline.keyframe_latents(wave, fps, w0))
         assert latents.shape == (total, 8, 32)
         torch.testing.assert_close(latents, expected, atol=1e-5, rtol=1e-5)
 
