@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,37 +24,18 @@ from PIL import Image
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "demo"
 
 
-@dataclass(frozen=True)
 class DemoPaths:
-    out: Path
+    """Where each of the demo's artefacts lives under `out`."""
 
-    @property
-    def synth(self) -> Path:
-        return self.out / "synth"
-
-    @property
-    def cache(self) -> Path:
-        return self.out / "cache"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.out / "checkpoints"
-
-    @property
-    def runs(self) -> Path:
-        return self.out / "runs"
-
-    @property
-    def videos(self) -> Path:
-        return self.out / "videos"
-
-    @property
-    def contact_sheet(self) -> Path:
-        return self.out / "contact_sheet.png"
-
-    @property
-    def report(self) -> Path:
-        return self.out / "report.json"
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.synth = out / "synth"
+        self.cache = out / "cache"
+        self.checkpoints = out / "checkpoints"
+        self.runs = out / "runs"
+        self.videos = out / "videos"
+        self.contact_sheet = out / "contact_sheet.png"
+        self.report = out / "report.json"
 
     def checkpoint(self, stage: str) -> Path:
         return self.checkpoints / ("prior.pt" if stage == "prior" else f"{stage}.ckpt")
