@@ -8,9 +8,10 @@ combinations (fused channels_last, non-fused NCHW, bf16 fused). With CUDA: the s
 the native ops and with the compiled ops, fused and non-fused.
 
 GFLOP are counted analytically from the convolution shapes (`synthesis_gflop`): "nominal"
-counts each upsampling 3x3 conv at its output resolution (about 167 GFLOP per image, the figure
-StyleGAN2 papers quote); the stride-2 transposed conv really executes a quarter of that
-(about 90 GFLOP). GFLOP/s rows use the nominal count.
+counts each upsampling 3x3 conv at its output resolution (about 167 GFLOP per 256 px image);
+the stride-2 transposed conv really executes a quarter of that (about 90 GFLOP in all).
+GFLOP/s rows use the nominal count. Multi-threaded CPU timings are only comparable on an idle
+machine: a busy core stalls every OpenMP barrier, so rows record the load average.
 Run: `make bench ARGS="--only synthesis [--quick]"`.
 """
 
@@ -74,8 +75,15 @@ def _seconds(generator: Generator, w_plus: torch.Tensor, reps: int) -> float:
     return best
 
 
+def _reps(batch: int, quick: bool) -> int:
+    """Timed repetitions: batch 1 is short and noisier, so it gets more."""
+    return (3 if quick else 5) if batch == 1 else (1 if quick else 3)
+
+
 def _psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
-    return 10 * math.log10(4 / F.mse_loss(image.float(), reference.float()).item())
+    """PSNR for images in [-1, 1] (peak-to-peak 2); inf for identical images."""
+    mse = F.mse_loss(image.float(), reference.float()).item()
+    return 10 * math.log10(4 / mse) if mse > 0 else math.inf
 
 
 @contextlib.contextmanager
@@ -119,11 +127,13 @@ def _cpu_rows(quick: bool) -> list[dict]:
             for label, modconv, precision, channels_last in variants:
                 generator.modconv, generator.precision = modconv, precision
                 generator.channels_last = channels_last
-                seconds[label] = _seconds(generator, w_plus, 1 if quick else 3)
+                seconds[label] = _seconds(generator, w_plus, _reps(batch, quick))
                 images[label] = generator.synthesis(w_plus)
         case = {
             "device": "cpu",
             "threads": torch.get_num_threads(),
+            # other processes on these cores slow multi-threaded runs a lot: say how busy it was
+            "load_average_1min": os.getloadavg()[0],
             "size": SIZE,
             "batch": batch,
             "gflop_nominal": round(nominal, 1),
