@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from sgvideo.errors import reports_user_errors
+
 # stage -> (LightningModule, LightningDataModule, help)
 STAGES: dict[str, tuple[str, str, str]] = {
     "prior": (
@@ -136,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command in STAGES:
-        run_stage(command, rest)
-        return 0
+        # A missing weight file is the user's to fix: its message, not a traceback.
+        run = reports_user_errors(f"sgvideo {command}", (FileNotFoundError,))
+        return run(lambda argv: run_stage(command, argv) or 0)(rest)
     if command in TOOLS:
         return int(_resolve(TOOLS[command][0])(rest) or 0)
     print(f"sgvideo: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)

@@ -375,7 +375,7 @@ def test_checkpoint_of_another_stage_is_refused(inversion_ckpt, tmp_path, capsys
         capsys,
     )
     assert code == 2
-    assert "is a inversion checkpoint, expected a 'generator' checkpoint" in err
+    assert "is a checkpoint of stage 'inversion', expected a 'generator' checkpoint" in err
     assert_nothing_written(tmp_path, {"in.wav"})
 
 

@@ -45,9 +45,8 @@ class StageCheckpointMixin:
 def check_stage(checkpoint: dict[str, Any], stage: str, source: str) -> None:
     found = checkpoint.get("sgvideo_stage")
     if found != stage:
-        raise ValueError(
-            f"{source} is a {found or 'non-sgvideo'} checkpoint, expected a {stage!r} checkpoint"
-        )
+        what = f"a checkpoint of stage {found!r}" if found else "not an sgvideo stage checkpoint"
+        raise ValueError(f"{source} is {what}, expected a {stage!r} checkpoint")
 
 
 def read_stage_checkpoint(path: str | os.PathLike, stage: str) -> dict[str, Any]:
