@@ -15,7 +15,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.stages import inversion_module, tiny_datamodule  # noqa: E402
+from tests.fixtures.stages import (  # noqa: E402
+    inversion_module,
+    quiet_trainer,
+    tiny_datamodule,
+)
 
 
 def main(synth_root: str, synth_cache: str, generator: str, align_ckpt: str, out: str) -> None:
@@ -27,18 +31,8 @@ def main(synth_root: str, synth_cache: str, generator: str, align_ckpt: str, out
     module = inversion_module(
         datamodule, generator, align_ckpt, windows_per_clip=1, frame_weight=1.0
     )
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp",
-        max_steps=2,
-        default_root_dir=out,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
+    trainer = quiet_trainer(
+        Path(out), devices=2, strategy="ddp", max_steps=2, enable_checkpointing=False
     )
     trainer.fit(module, datamodule=datamodule)
     state = {k: v.clone() for k, v in module.encoder.state_dict().items()}

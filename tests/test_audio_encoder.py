@@ -59,7 +59,9 @@ def test_bad_files_are_clear_errors(encoder, tmp_path):
 
     wrong_stage = tmp_path / "inversion.ckpt"
     torch.save({"state_dict": {}, "sgvideo_stage": "inversion"}, wrong_stage)
-    with pytest.raises(ValueError, match="checkpoint of stage 'inversion', expected a 'align' checkpoint"):
+    with pytest.raises(
+        ValueError, match=("checkpoint of stage 'inversion', expected a 'align' checkpoint")
+    ):
         load_audio_encoder(wrong_stage)
 
     state = dict(encoder.state_dict())

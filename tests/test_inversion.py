@@ -165,7 +165,9 @@ def test_missing_or_wrong_weights_are_clear_errors(
         make(generator_path=str(tmp_path / "missing_g.pt"))
     with pytest.raises(FileNotFoundError, match=r"audio encoder weights not found: .*none\.ckpt"):
         make(audio_encoder_path=str(tmp_path / "none.ckpt"))
-    with pytest.raises(ValueError, match="checkpoint of stage 'inversion', expected a 'align' checkpoint"):
+    with pytest.raises(
+        ValueError, match=("checkpoint of stage 'inversion', expected a 'align' checkpoint")
+    ):
         make(audio_encoder_path=str(inversion_ckpt))
     with pytest.raises(FileNotFoundError, match=r"CLIP weights not found: .*ViT-B-32\.pt"):
         make(clip=str(tmp_path / "ViT-B-32.pt"))

@@ -104,7 +104,9 @@ def test_load_round_trip(encoder, tmp_path):
 def test_load_errors(encoder, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"inversion checkpoint not found: .*none\.ckpt"):
         load_inversion_encoder(tmp_path / "none.ckpt")
-    with pytest.raises(ValueError, match="checkpoint of stage 'align', expected a 'inversion' checkpoint"):
+    with pytest.raises(
+        ValueError, match=("checkpoint of stage 'align', expected a 'inversion' checkpoint")
+    ):
         load_inversion_encoder(_save(tmp_path / "a.ckpt", encoder, stage="align"))
     with pytest.raises(ValueError, match="no encoder configuration"):
         load_inversion_encoder(_save(tmp_path / "b.ckpt", encoder, config=False))

@@ -20,6 +20,7 @@ from sgvideo.models.inversion_encoder import (
     SoundInversionEncoder,
     load_inversion_encoder,
 )
+from tests.fixtures.stages import quiet_trainer
 
 REPO = Path(__file__).resolve().parents[1]
 CATEGORIES = ["fire", "rain", "thunder", "water", "wind"]
@@ -80,17 +81,7 @@ def loader(paths: dict, n: int = 4, batch_size: int = 2) -> DataLoader:
 
 
 def trainer(root: Path, **kwargs) -> L.Trainer:
-    defaults = dict(
-        accelerator="cpu",
-        devices=1,
-        default_root_dir=root,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
-    return L.Trainer(**{**defaults, **kwargs})
+    return quiet_trainer(root, **({"enable_checkpointing": False} | kwargs))
 
 
 def trained_state(model: TrajectoryGAN) -> dict[str, torch.Tensor]:
