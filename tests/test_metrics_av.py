@@ -8,8 +8,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sgvideo.metrics import AVAlign, CLIPAudioVisualScore
-from sgvideo.metrics.av_align import audio_peak_times, peak_iou, video_peak_times
+from sgvideo.metrics import AVAlign, CLIPAudioVisualScore, av_align
+from sgvideo.metrics.av_align import (
+    audio_peak_times,
+    av_align_score,
+    peak_iou,
+    video_peak_times,
+)
 
 FPS, FRAMES, RATE = 10, 40, 16000
 EVENTS = (8, 20, 31)  # frames where the picture jumps and the sound booms
@@ -80,25 +85,56 @@ def test_av_align_is_one_when_aligned_and_low_when_the_sound_is_shifted() -> Non
 
 
 def _reference_iou(audio_peaks, video_peaks, fps) -> float:
-    """The reference's loop: each audio peak counts once if any video peak is within 1/fps."""
-    hits = 0
-    for a in audio_peaks:
-        for v in video_peaks:
-            if v - 1 / fps < a < v + 1 / fps:
-                hits += 1
+    """The 2025 reference's `calc_intersection_over_union`, loop for loop."""
+    intersection_length = 0
+    used_video_peaks = [False] * len(video_peaks)
+    for audio_peak in audio_peaks:
+        for j, video_peak in enumerate(video_peaks):
+            if not used_video_peaks[j] and video_peak - 1 / fps < audio_peak < video_peak + 1 / fps:
+                intersection_length += 1
+                used_video_peaks[j] = True
                 break
-    return hits / (len(audio_peaks) + len(video_peaks) - hits)
+    return intersection_length / (len(audio_peaks) + len(video_peaks) - intersection_length)
 
 
-def test_peak_iou_matches_the_reference_loop() -> None:
+def test_peak_iou_matches_the_2025_reference_loop() -> None:
     rng = np.random.default_rng(2)
-    for _ in range(50):
+    for _ in range(200):
         audio = np.sort(rng.uniform(0, 3, rng.integers(0, 8)))
         video = np.sort(rng.integers(1, 29, rng.integers(1, 8)) / 10)
-        assert peak_iou(audio, video, 10) == pytest.approx(_reference_iou(audio, video, 10))
-    assert peak_iou(np.array([0.5]), np.array([0.55]), 10) == 1.0
-    assert peak_iou(np.array([0.5]), np.array([0.6]), 10) == 0.0  # strictly within 1 / fps
-    assert peak_iou(np.array([]), np.array([]), 10) == 0.0
+        assert abs(peak_iou(audio, video, 10) - _reference_iou(audio, video, 10)) < 1e-9
+
+
+@pytest.mark.parametrize(
+    ("audio", "video", "fps", "expected"),
+    [
+        ([0.50, 0.51, 0.52], [0.5], 30, 1 / 3),  # one video peak matches one audio peak only
+        ([0.5], [0.50, 0.51], 30, 1 / 2),
+        ([0.5], [0.55], 10, 1.0),
+        ([0.5], [0.6], 10, 0.0),  # strictly within 1 / fps
+        ([0.1, 0.5, 0.9], [0.12, 0.95, 2.0], 10, 2 / 4),
+        ([0.5], [], 10, 0.0),  # a video with no peaks
+        ([], [0.5, 1.0], 10, 0.0),  # a sound with no onsets
+        ([], [], 10, 0.0),  # neither: the reference divides by zero; we score 0
+    ],
+)
+def test_peak_iou_hand_computed(audio, video, fps, expected) -> None:
+    assert abs(peak_iou(np.array(audio), np.array(video), fps) - expected) < 1e-9
+
+
+def test_video_peaks_are_strict_maxima_of_at_least_0_1(monkeypatch) -> None:
+    trajectory = np.array([0.0, 0.05, 0.0, 0.3, 0.1, 0.1, 0.2, 0.0, 0.1, 0.0, 0.2, 0.2, 0.0])
+    monkeypatch.setattr(av_align, "flow_trajectory", lambda frames: trajectory)
+    frames = np.zeros((len(trajectory), 4, 4, 3), np.uint8)
+    np.testing.assert_allclose(video_peak_times(frames, 10), [0.3, 0.6, 0.8])
+
+
+def test_still_video_and_silent_sound_have_no_peaks() -> None:
+    still = np.full((12, 32, 32, 3), 100, np.uint8)
+    assert len(video_peak_times(still, FPS)) == 0
+    assert len(audio_peak_times(np.zeros(RATE, np.float32), RATE)) == 0
+    assert av_align_score(still, _booms(0.0), RATE, FPS) == 0.0
+    assert av_align_score(_jumping_frames(), np.zeros(FRAMES * RATE // FPS), RATE, FPS) == 0.0
 
 
 def test_av_align_bad_input() -> None:

@@ -1,14 +1,15 @@
 """AV-Align (Yariv et al., AAAI 2024): IoU of audio onsets and video motion peaks.
 
-As the authors' reference (guyyariv/TempoTokens, av_align.py):
+As the authors' reference script as updated in 2025 (guyyariv/TempoTokens, av_align.py):
 - audio peaks: the sound at librosa's default 22050 Hz (resampled as `librosa.load` does),
-  `onset_strength` then `onset_detect` with librosa's defaults, as times in seconds;
+  `onset_detect` with librosa's defaults, as times in seconds;
 - video peaks: mean Farneback optical-flow magnitude between consecutive grey frames
   (pyr_scale 0.5, levels 3, winsize 15, iterations 3, poly_n 5, poly_sigma 1.2); the
   trajectory repeats the first pair's value so that entry i belongs to frame i; its strict
-  local maxima i (0 < i < t - 1) are peaks at time i / fps;
-- an audio peak matches when some video peak lies strictly within 1 / fps of it, counted at
-  most once per audio peak; score = matches / (audio peaks + video peaks - matches).
+  local maxima i (0 < i < t - 1) of magnitude at least 0.1 are peaks at time i / fps;
+- walking the audio peaks in order, each matches the first not yet matched video peak
+  strictly within 1 / fps of it (a video peak matches at most once, so the score stays in
+  [0, 1]); score = matches / (audio peaks + video peaks - matches).
 A video with neither audio nor video peaks (the reference divides by zero) scores 0.
 librosa and OpenCV come with the `metrics` extra: pip install 'sgvideo[metrics]'.
 """
@@ -24,6 +25,7 @@ from torchmetrics import Metric
 from sgvideo.metrics.pixels import to_uint8
 
 ONSET_SAMPLE_RATE = 22050  # librosa.load's default rate, which the reference relies on
+MIN_PEAK_FLOW = 0.1  # a flow maximum below this is noise of a static scene, not a peak
 
 
 def _optional(name: str):
@@ -42,9 +44,7 @@ def audio_peak_times(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     y = np.asarray(wave, dtype=np.float32)
     if sample_rate != ONSET_SAMPLE_RATE:
         y = librosa.resample(y, orig_sr=sample_rate, target_sr=ONSET_SAMPLE_RATE)
-    envelope = librosa.onset.onset_strength(y=y, sr=ONSET_SAMPLE_RATE)
-    onsets = librosa.onset.onset_detect(onset_envelope=envelope, sr=ONSET_SAMPLE_RATE)
-    return librosa.frames_to_time(onsets, sr=ONSET_SAMPLE_RATE)
+    return librosa.onset.onset_detect(y=y, sr=ONSET_SAMPLE_RATE, units="time")
 
 
 def flow_trajectory(frames: np.ndarray) -> np.ndarray:
@@ -59,25 +59,31 @@ def flow_trajectory(frames: np.ndarray) -> np.ndarray:
 
 
 def video_peak_times(frames: np.ndarray, fps: float) -> np.ndarray:
-    """Times in seconds of the strict local maxima of the flow trajectory."""
+    """Times in seconds of the strict local maxima (>= MIN_PEAK_FLOW) of the flow trajectory."""
     if len(frames) < 2:
         raise ValueError(f"AV-Align needs at least 2 frames, got {len(frames)}")
     m = flow_trajectory(frames)
-    inner = np.flatnonzero((m[1:-1] > m[:-2]) & (m[1:-1] > m[2:])) + 1
+    peak = (m[1:-1] > m[:-2]) & (m[1:-1] > m[2:]) & (m[1:-1] >= MIN_PEAK_FLOW)
+    inner = np.flatnonzero(peak) + 1
     return inner / fps
 
 
 def peak_iou(audio_peaks: np.ndarray, video_peaks: np.ndarray, fps: float) -> float:
-    """Audio peaks with a video peak strictly within 1 / fps, over the union of the peaks."""
-    audio_peaks, video_peaks = np.asarray(audio_peaks), np.asarray(video_peaks)
-    if len(audio_peaks) == 0 and len(video_peaks) == 0:
-        return 0.0
-    if len(video_peaks) == 0:
-        matches = 0
-    else:
-        a, v = audio_peaks[:, None], video_peaks[None, :]
-        matches = int(((v - 1 / fps < a) & (a < v + 1 / fps)).any(axis=1).sum())
-    return matches / (len(audio_peaks) + len(video_peaks) - matches)
+    """Matched peaks over the union of the peaks, matching as the reference does.
+
+    Each audio peak in order takes the first unused video peak strictly within 1 / fps.
+    """
+    used = np.zeros(len(video_peaks), dtype=bool)
+    video_peaks = np.asarray(video_peaks, dtype=np.float64)
+    matches = 0
+    for audio_peak in np.asarray(audio_peaks, dtype=np.float64):
+        near = (video_peaks - 1 / fps < audio_peak) & (audio_peak < video_peaks + 1 / fps)
+        free = np.flatnonzero(near & ~used)
+        if len(free):
+            used[free[0]] = True
+            matches += 1
+    union = len(audio_peaks) + len(video_peaks) - matches
+    return matches / union if union else 0.0
 
 
 def av_align_score(frames: np.ndarray, wave: np.ndarray, sample_rate: int, fps: float) -> float:
