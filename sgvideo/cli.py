@@ -10,10 +10,15 @@ from __future__ import annotations
 import importlib
 import sys
 
-from sgvideo.errors import reports_user_errors
+from sgvideo.errors import NotWeightsError, reports_user_errors
 
 # stage -> (LightningModule, LightningDataModule, help)
 STAGES: dict[str, tuple[str, str, str]] = {
+    "clip": (
+        "sgvideo.lit.clip_training:CLIPTraining",
+        "sgvideo.data.datamodule:LandscapeDataModule",
+        "train (or fine-tune) a CLIP on the dataset's frames and category captions",
+    ),
     "prior": (
         "sgvideo.lit.prior:StyleGAN2Prior",
         "sgvideo.data.datamodule:LandscapeDataModule",
@@ -44,7 +49,8 @@ TOOLS: dict[str, tuple[str, str]] = {
     "project": ("sgvideo.edit:project_main", "invert an image into W+"),
     "edit-image": ("sgvideo.edit:edit_image_main", "edit an image with a sound"),
     "edit-video": ("sgvideo.edit:edit_video_main", "edit a video with a sound"),
-    "evaluate": ("sgvideo.evaluate:main", "FID, FVD, CLIP audio-visual score, AV-Align"),
+    "evaluate": ("sgvideo.evaluate:main", "does the video follow its sound; FID, FVD, AV-Align"),
+    "judge": ("sgvideo.judge:main", "fit the frame judge on a dataset's real training frames"),
 }
 
 
@@ -138,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command in STAGES:
-        # A missing weight file is the user's to fix: its message, not a traceback.
-        run = reports_user_errors(f"sgvideo {command}", (FileNotFoundError,))
+        # A missing or wrong weight file is the user's to fix: its message, not a traceback.
+        run = reports_user_errors(f"sgvideo {command}", (FileNotFoundError, NotWeightsError))
         return run(lambda argv: run_stage(command, argv) or 0)(rest)
     if command in TOOLS:
         return int(_resolve(TOOLS[command][0])(rest) or 0)

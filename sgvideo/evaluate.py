@@ -29,6 +29,7 @@ from sgvideo.metrics.report import TINY_WARNING, write_report
 from sgvideo.metrics.sources import (
     Video,
     VideoGenerator,
+    datamodule_from_options,
     generate_video,
     model_frames,
     read_cached_clip,
@@ -158,7 +159,7 @@ def real_set(args) -> VideoSet:
             "video files decoded with PyAV (native size and frame rate)",
             real=True,
         )
-    data = _datamodule(args.data)
+    data = datamodule_from_options(args.data)
     clips = data.test_clips()
     hp = data.hparams
     return VideoSet(
@@ -168,20 +169,6 @@ def real_set(args) -> VideoSet:
         f"prepare cache: uint8 frames at {hp.image_size} px (centre square), {hp.fps} fps",
         real=True,
     )
-
-
-def _datamodule(options: dict[str, Any]):
-    """A LandscapeDataModule from `--data` options, typed and checked against its signature."""
-    from argparse import ArgumentError
-
-    from sgvideo.data.datamodule import LandscapeDataModule
-
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_class_arguments(LandscapeDataModule, "data")
-    try:
-        return parser.instantiate(parser.parse_object({"data": options})).data
-    except ArgumentError as error:
-        raise EvaluationError(f"--data: {error}") from None
 
 
 def checkpoint_generator(checkpoint: str, device: str) -> VideoGenerator:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,13 +25,15 @@ VideoGenerator = Callable[[torch.Tensor, int, float, int], torch.Tensor]
 
 @dataclass(frozen=True)
 class Video:
-    """A whole video: uint8 RGB frames "t h w 3" at `fps` and its mono sound (or None)."""
+    """A whole video: uint8 RGB frames "t h w 3" at `fps`, its mono sound (or None) and the
+    category of that sound when known."""
 
     name: str
     frames: np.ndarray
     fps: float
     audio: np.ndarray | None
     sample_rate: int
+    category: str | None = None
 
     def clip(self, start: int, num_frames: int, stride: int) -> np.ndarray | None:
         """Frames start, start + stride, ... (`num_frames` of them), or None if too short."""
@@ -62,7 +65,26 @@ def read_video_file(path: str | os.PathLike, sample_rate: int) -> Video:
 
 def read_cached_clip(clip) -> Video:
     """A `sgvideo.data.cache.CachedClip`'s prepared frames and sound (memory-mapped)."""
-    return Video(clip.key, clip.load_frames(), clip.fps, clip.load_audio(), clip.sample_rate)
+    audio = clip.load_audio()
+    return Video(
+        clip.key, clip.load_frames(), clip.fps, audio, clip.sample_rate, clip.category_name
+    )
+
+
+def datamodule_from_options(options: dict[str, Any]):
+    """A LandscapeDataModule from `--data` options, typed and checked against its signature."""
+    from argparse import ArgumentError
+
+    from jsonargparse import ArgumentParser
+
+    from sgvideo.data.datamodule import LandscapeDataModule
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(LandscapeDataModule, "data")
+    try:
+        return parser.instantiate(parser.parse_object({"data": options})).data
+    except ArgumentError as error:
+        raise ValueError(f"--data: {error}") from None
 
 
 def generate_video(generator: VideoGenerator, sound: Video, seed: int) -> Video:
@@ -74,7 +96,7 @@ def generate_video(generator: VideoGenerator, sound: Video, seed: int) -> Video:
         raise ValueError(f"the generator must return frames 't 3 h w', got {tuple(frames.shape)}")
     pixels = rearrange(to_uint8(frames.detach().cpu()), "t c h w -> t h w c").numpy()
     name = f"generated:{sound.name}#{seed}"
-    return Video(name, pixels, sound.fps, sound.audio, sound.sample_rate)
+    return Video(name, pixels, sound.fps, sound.audio, sound.sample_rate, sound.category)
 
 
 def model_frames(frames: np.ndarray, resolution: int | None) -> torch.Tensor:
