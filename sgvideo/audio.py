@@ -13,17 +13,24 @@ Conventions (shared by training, generation and the metrics):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
 import soundfile as sf
+import soxr
 import torch
 import torchaudio
 from torch import nn
 from torch.nn import functional as F
+
+from sgvideo.errors import describe
 
 
 class AudioError(ValueError):
@@ -33,50 +40,128 @@ class AudioError(ValueError):
 def load_audio(path: str | os.PathLike, sample_rate: int = 44100) -> torch.Tensor:
     """Read a sound file (or a video's audio track) as "samples" float32 mono at `sample_rate`.
 
+    `read_audio(path).at(sample_rate)`: see there for the formats and errors.
+    """
+    return read_audio(path).at(sample_rate)
+
+
+@dataclass(frozen=True)
+class Sound:
+    """A decoded, checked sound file: "samples" float32 mono at the file's own `rate`."""
+
+    path: Path
+    wave: torch.Tensor
+    rate: int
+
+    def at(self, sample_rate: int) -> torch.Tensor:
+        """The samples at `sample_rate` (`resample`: any ratio)."""
+        wave = resample(self.wave, self.rate, sample_rate)
+        if not torch.isfinite(wave).all():  # float files may hold values near float32's maximum
+            raise AudioError(f"{self.path}: samples overflow when resampled to {sample_rate} Hz")
+        return wave
+
+
+def read_audio(path: str | os.PathLike) -> Sound:
+    """Decode a sound file (or a video's audio track) at its own rate, mixed down to mono.
+
     wav/flac/ogg/mp3 are read with soundfile; anything soundfile cannot read (m4a/aac, the audio
     track of mp4/mkv/webm, ...) with PyAV. Raises AudioError naming the file on any problem.
+    Reading first and resampling later (`Sound.at`) lets a tool check its input before it
+    knows the rate it needs, e.g. before loading a model.
     """
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"audio file not found: {path}")
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # "samples channels"
-    except RuntimeError as sf_error:  # soundfile.LibsndfileError: not a format it reads
-        data, rate = _read_pyav(path, sf_error)
+    with _quiet_stderr():
+        data, rate = _decode(path)
     if data.shape[0] == 0:
         raise AudioError(f"{path}: contains no audio samples")
+    if rate <= 0:
+        raise AudioError(f"{path}: the file gives an invalid sample rate ({rate} Hz)")
     wave = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).mean(dim=1)
     if not torch.isfinite(wave).all():
         raise AudioError(f"{path}: contains NaN or infinite samples")
-    if rate != sample_rate:
-        wave = torchaudio.functional.resample(wave, int(rate), int(sample_rate))
-    return wave.contiguous()
+    return Sound(path, wave.contiguous(), int(rate))
+
+
+def resample(wave: torch.Tensor, rate: int, new_rate: int) -> torch.Tensor:
+    """Resample "samples" from `rate` to `new_rate` Hz (soxr, high quality): any ratio, even
+    44101 -> 44100, in time and memory linear in the length; round(samples * new_rate / rate)
+    samples come out. Returned on the input's device; the input itself when the rates agree."""
+    if rate == new_rate:
+        return wave
+    if rate <= 0 or new_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got {rate} and {new_rate}")
+    samples = wave.detach().to("cpu", torch.float32).numpy()
+    out = soxr.resample(samples, int(rate), int(new_rate))
+    return torch.from_numpy(out).to(wave.device)
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null inside the block.
+
+    libmpg123 (inside libsndfile) and libav print their complaints about a corrupt file
+    straight to the C stderr; the AudioError we raise says what matters in one line. Output
+    that other threads of this process write to stderr meanwhile is lost too.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    """The samples "samples channels" float32 and rate of `path`, through soundfile or PyAV.
+
+    A corrupt file can fail anywhere inside either library, with any exception: every failure
+    becomes an AudioError naming the file.
+    """
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        return data, int(rate)
+    except Exception as sf_error:  # LibsndfileError for a format it does not read, or worse
+        return _read_pyav(path, sf_error)
 
 
 def _read_pyav(path: Path, sf_error: Exception) -> tuple[np.ndarray, int]:
     """Decode the first audio stream with PyAV as "samples channels" float32."""
     try:
         container = av.open(str(path))
-    except (av.FFmpegError, UnicodeDecodeError) as error:
+    except Exception as error:  # av.FFmpegError, UnicodeDecodeError, ...
         raise AudioError(
             f"{path}: cannot read audio, the file is corrupt or not a sound/video format "
-            f"(soundfile: {sf_error}; PyAV: {error})"
+            f"(soundfile: {describe(sf_error)}; PyAV: {describe(error)})"
         ) from error
     with container:
         if not container.streams.audio:
             raise AudioError(f"{path}: no audio stream in the file")
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="fltp")
-        chunks: list[np.ndarray] = []
-        rate = stream.codec_context.sample_rate
+        if container.streams.audio[0].codec_context is None:
+            raise AudioError(f"{path}: unknown audio codec (a corrupt header?), cannot decode")
         try:
-            for frame in container.decode(stream):
-                rate = frame.sample_rate
-                chunks += [f.to_ndarray() for f in resampler.resample(frame)]
-            chunks += [f.to_ndarray() for f in resampler.resample(None)]
-        except av.FFmpegError as error:
-            msg = f"{path}: cannot decode the audio stream (corrupt?): {error}"
+            return _decode_stream(container, container.streams.audio[0], path)
+        except AudioError:
+            raise
+        except Exception as error:  # a corrupt stream fails in many ways
+            msg = f"{path}: cannot decode the audio stream (corrupt?): {describe(error)}"
             raise AudioError(msg) from error
+
+
+def _decode_stream(
+    container: av.container.InputContainer, stream: av.AudioStream, path: Path
+) -> tuple[np.ndarray, int]:
+    resampler = av.AudioResampler(format="fltp")
+    chunks: list[np.ndarray] = []
+    rate = stream.codec_context.sample_rate
+    for frame in container.decode(stream):
+        rate = frame.sample_rate
+        chunks += [f.to_ndarray() for f in resampler.resample(frame)]
+    chunks += [f.to_ndarray() for f in resampler.resample(None)]
     if not chunks:
         raise AudioError(f"{path}: contains no audio samples")
     return np.concatenate(chunks, axis=1).T, int(rate)
@@ -162,7 +247,7 @@ def segment_for_frames(
     index L // 2 of the window is the frame's timestamp. Samples outside the waveform are zeros,
     so a clip shorter than a window still gives `num_frames` windows. `first_frame` lets long
     audio be cut in chunks of frames; the result is identical to slicing one big call.
-    No Python loop over frames: one strided view of the (padded) waveform, one index_select.
+    No Python loop over frames: one gather from the (padded) waveform.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}")
@@ -179,5 +264,7 @@ def segment_for_frames(
     piece = wave[..., max(lo, 0) : min(max(hi, 0), n)]
     left = min(max(-lo, 0), hi - lo)
     piece = F.pad(piece, (left, (hi - lo) - left - piece.shape[-1]))
-    windows = piece.unfold(-1, length, 1)  # "... positions length", a view
-    return windows.index_select(-2, (starts - lo).to(wave.device))
+    # Index "t length" into the piece: only the windows are materialised (index_select on a
+    # batched unfold view would copy every position first).
+    index = (starts - lo)[:, None] + torch.arange(length)
+    return piece[..., index.to(wave.device)]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torchaudio
 
 from sgvideo.audio import (
     AudioError,
@@ -19,6 +21,7 @@ from sgvideo.audio import (
     window_length,
 )
 from sgvideo.video_io import write_video
+from tests.capped import run_capped
 
 RATE = 44100
 
@@ -294,3 +297,73 @@ def test_segment_rejects_bad_arguments():
         segment_for_frames(torch.ones(10), 10, 2, 0.0, 0.1)
     with pytest.raises(ValueError, match="at least one sample"):
         segment_for_frames(torch.ones(0), 10, 2, 1.0, 0.1)
+
+
+# ---------------------------------------------------------------- odd rates, broken headers
+
+ODD_RATE_CHILD = r"""
+import time
+from sgvideo.audio import load_audio
+
+start = time.perf_counter()
+wave = load_audio(sys.argv[2], 44100)
+print(len(wave), time.perf_counter() - start)
+"""
+
+
+@pytest.mark.parametrize("source_rate", [44101, 44056, 7999, 96001])
+def test_any_rate_resamples_in_bounded_memory_and_time(tmp_path, source_rate):
+    """A 44101 Hz file once built a sinc kernel sized by the reduced ratio (24 GB)."""
+    path = tmp_path / f"r{source_rate}.wav"
+    sf.write(path, sine(440.0, source_rate, 3.0), source_rate)
+    done = run_capped(ODD_RATE_CHILD, str(path), headroom=512 * 2**20, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    length, seconds = done.stdout.split()
+    assert int(length) == round(3.0 * source_rate * RATE / source_rate)
+    assert float(seconds) < 2.0
+    wave = load_audio(path, RATE)
+    assert peak_hz(wave, RATE) == pytest.approx(440.0, abs=1.0)
+    assert float(wave.abs().max()) == pytest.approx(0.5, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("source_rate", "rate"),
+    [(44100, 48000), (48000, 44100), (22050, 44100), (44100, 22050), (16000, 44100)],
+)
+def test_ordinary_ratios_match_torchaudio(tmp_path, source_rate, rate):
+    """soxr and torchaudio's sinc resampler agree on sound well below both Nyquist rates."""
+    t = np.arange(source_rate) / source_rate
+    tones = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 3000 * t)
+    path = tmp_path / "tones.wav"
+    sf.write(path, tones.astype(np.float32), source_rate, subtype="FLOAT")
+    ours = load_audio(path, rate)
+    reference = torchaudio.functional.resample(
+        torch.from_numpy(tones.astype(np.float32)), source_rate, rate
+    )
+    assert len(ours) == len(reference) == rate
+    inner = slice(100, -100)  # the two treat the signal's ends differently
+    torch.testing.assert_close(ours[inner], reference[inner], atol=2e-3, rtol=0)
+
+
+def test_unknown_codec_in_a_wav_header_names_the_file(tmp_path):
+    fmt = struct.pack("<HHIIHH", 0x1234, 1, 16000, 32000, 2, 16)  # no such format tag
+    body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", 1600)
+    path = tmp_path / "odd.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body) + 1600) + body + bytes(1600))
+    with pytest.raises(AudioError, match="unknown audio codec") as info:
+        load_audio(path)
+    assert str(path) in str(info.value)
+
+
+def test_decoder_complaints_about_a_corrupt_mp3_stay_off_stderr(tmp_path, capfd):
+    path = tmp_path / "noisy.mp3"
+    sf.write(path, sine(440.0, RATE, 1.0), RATE, format="MP3")
+    data = np.frombuffer(path.read_bytes(), np.uint8).copy()
+    rng = np.random.default_rng(0)
+    data[rng.integers(1000, len(data), 300)] ^= 0xFF  # libmpg123 resyncs, and says so
+    path.write_bytes(data.tobytes())
+    try:
+        assert torch.isfinite(load_audio(path)).all()
+    except AudioError as error:
+        assert str(path) in str(error)
+    assert capfd.readouterr().err == ""
