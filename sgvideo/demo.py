@@ -162,21 +162,29 @@ def write_contact_sheet(videos: list[Path], out: Path, columns: int = 6) -> Path
 
 
 def evaluate(paths: DemoPaths, image_size: int, num_videos: int) -> None:
+    """`sgvideo evaluate` of the stage-2 checkpoint on the held-out test sounds, with the
+    ablation (random latents / stage 1 alone / full model) and the real clips' values."""
     _run(
         _sgvideo(
             "evaluate",
-            "--generated",
-            str(paths.videos),
+            "--checkpoint",
+            str(paths.checkpoint("generator")),
+            "--ablation",
+            "true",
             "--data.root",
             str(paths.synth),
             "--data.cache_dir",
             str(paths.cache),
             "--data.image_size",
             str(image_size),
+            "--data.num_workers",
+            "0",
             "--feature-net",
             "tiny",
             "--metrics",
-            "fid,fvd,clip_av,av_align",
+            "accuracy,sync,drift,av_align,fid,fvd,clip_av",
+            "--score-real",
+            "true",
             "--audio-encoder",
             str(paths.checkpoint("align")),
             "--clip",

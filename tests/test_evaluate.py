@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import torch
 from sgvideo.audio import frame_count
 from sgvideo.cli import main as sgvideo
 from sgvideo.evaluate import build_parser, evaluate
+from sgvideo.metrics.sources import read_video_file
 
 from .fixtures.data import SYNTH_CACHE_SETTINGS
 
@@ -87,7 +89,9 @@ def test_evaluate_a_generator_with_clip_av(synth_root, synth_cache, align_ckpt, 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--metrics=fid,psnr"], "subset of fid,fvd,clip_av,av_align"),
+        (["--metrics=fid,psnr"], "subset of fid,fvd,clip_av,av_align,accuracy,sync,drift"),
+        (["--metrics=accuracy", "--judge=nowhere.pt"], "nowhere.pt"),
+        (["--ablation=true"], "--ablation needs --checkpoint"),
         (["--feature-net=real"], "pt_inception-2015-12-05-6726825d.pth"),
         (["--metrics=fvd", "--feature-net=real"], "i3d_torchscript.pt"),
         (["--metrics=clip_av", "--feature-net=tiny"], "clip_av needs --audio-encoder"),
@@ -107,3 +111,80 @@ def test_evaluate_user_errors(
     err = capsys.readouterr().err
     assert err.startswith("sgvideo evaluate: error:") and message in err
     assert not (tmp_path / "outputs").exists()
+
+
+def _generated_folder(synth_root: Path, folder: Path) -> None:
+    """A fire clip, a clip without sound, a clip of a category no judge knows, a 1 s clip."""
+    from sgvideo.video_io import write_video
+
+    fire = read_video_file(synth_root / "fire" / "fire_000.mp4", 44100)
+    (folder / "fire").mkdir(parents=True)
+    write_video(folder / "fire" / "take_1.mp4", fire.frames, fire.fps, fire.audio)
+    write_video(folder / "rain_silent.mp4", fire.frames, fire.fps)
+    write_video(folder / "snow.mp4", fire.frames, fire.fps, fire.audio)
+    second = round(fire.fps)
+    write_video(folder / "fire_short.mp4", fire.frames[:second], fire.fps, fire.audio[:44100])
+
+
+def test_sound_following_measures_count_bad_videos(
+    synth_root, synth_cache, tmp_path, capsys
+) -> None:
+    cache = tmp_path / "cache"  # the judge is cached inside it
+    shutil.copytree(synth_cache, cache)
+    generated = tmp_path / "generated"
+    _generated_folder(synth_root, generated)
+    out = tmp_path / "report"
+    code = sgvideo(
+        ["evaluate", f"--generated={generated}", *_data_args(synth_root, cache)]
+        + ["--metrics=accuracy,sync,drift,fvd", "--feature-net=tiny", "--num-videos=4"]
+        + ["--num-frames=4", "--fvd-fps=10", "--drift-seconds=2", "--resolution=32"]
+        + ["--data.test_fraction=0.2", "--data.val_fraction=0.0", "--data.num_workers=0"]
+        + ["--progress=false", f"--out={out}"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads((out / "report.json").read_text())
+    metrics, protocol = report["metrics"], report["protocol"]
+    # fire/take_1.mp4 and fire_short.mp4 are fire frames labelled fire; rain_silent.mp4 shows
+    # fire under a rain name: 2 of 3 known-category videos right, frame for frame
+    synth = read_video_file(synth_root / "fire" / "fire_000.mp4", 44100)
+    take, short = len(synth.frames), round(synth.fps)
+    assert metrics["judge_accuracy"] == pytest.approx((take + short) / (2 * take + short))
+    assert metrics["judge_accuracy_per_category"] == {"fire": 1.0, "rain": 0.0}
+    assert metrics["drift_accuracy"] == {"first third": 0.5, "last third": 0.5}  # fire, rain
+    assert -1 <= metrics["sync"] <= 1 and -1 <= metrics["real_sync"] <= 1
+    skipped = protocol["skipped"]["generated"]
+    assert skipped["without_sound"] == 1 and skipped["too_short_for_drift"] == 1
+    assert skipped["unknown_category"] == 2  # snow.mp4, for accuracy and for drift
+    assert "'snow' is not one the frame judge knows" in captured.err
+    assert "rain_silent.mp4: has no sound" in captured.err
+    assert "fire_short.mp4: lasts 1.00 s, under the drift split's 2 s" in captured.err
+    # 4 frames at 10 fps from 30 fps videos: every third frame, 0.4 s per clip
+    assert protocol["clip_span_seconds"] == {"real": [0.4], "generated": [0.4]}
+    assert report["judge"]["test_accuracy"] >= 0.95
+    markdown = (out / "report.md").read_text()
+    assert markdown.index("## Does the video follow its sound?") < markdown.index("FVD")
+    assert "| Category accuracy by the frame judge |" in markdown
+    assert "0.2500 (1 / 4 categories)" in markdown
+    assert markdown.index("FVD") < markdown.index("**Warning:**")
+
+
+def test_ablation_table_from_a_checkpoint(
+    synth_root, synth_cache, generator_ckpt, tmp_path
+) -> None:
+    cache = tmp_path / "cache"
+    shutil.copytree(synth_cache, cache)
+    args = build_parser().parse_args(
+        [f"--checkpoint={generator_ckpt}", "--ablation=true", *_data_args(synth_root, cache)]
+        + ["--metrics=accuracy,sync,drift,fid", "--feature-net=tiny", "--num-videos=2"]
+        + ["--num-frames=4", "--drift-seconds=3", "--resolution=32", "--progress=false"]
+        + ["--data.num_workers=0"]
+    )
+    report = evaluate(args)
+    table = report["ablation"]
+    assert list(table) == ["random latents, no sound", "stage 1 alone", "full model"]
+    for row in table.values():
+        assert 0 <= row["judge_accuracy"] <= 1 and row["fid"] >= 0
+        assert set(row["drift_accuracy"]) == {"first third", "last third"}
+    assert table["full model"]["judge_accuracy"] == report["metrics"]["judge_accuracy"]
+    assert table["random latents, no sound"] != table["stage 1 alone"]

@@ -35,12 +35,21 @@ class Video:
     sample_rate: int
     category: str | None = None
 
-    def clip(self, start: int, num_frames: int, stride: int) -> np.ndarray | None:
-        """Frames start, start + stride, ... (`num_frames` of them), or None if too short."""
-        end = start + (num_frames - 1) * stride + 1
-        if start < 0 or end > len(self.frames):
+    def clip(self, start: int, num_frames: int, step: float) -> np.ndarray | None:
+        """Frames start + round(k * step) for k < `num_frames`, or None if too short.
+
+        A fractional `step` resamples the video: step = fps / rate takes `num_frames` frames at
+        `rate` frames per second (the nearest frame at each time).
+        """
+        picks = clip_indices(start, num_frames, step)
+        if start < 0 or picks[-1] >= len(self.frames):
             return None
-        return np.array(self.frames[start:end:stride])  # a copy: frames may be memory-mapped
+        return np.array(self.frames[picks])  # a copy: frames may be memory-mapped
+
+
+def clip_indices(start: int, num_frames: int, step: float) -> np.ndarray:
+    """start + round(k * step) for k in 0 .. num_frames - 1 (round half up): "num_frames"."""
+    return start + np.floor(np.arange(num_frames) * step + 0.5).astype(np.int64)
 
 
 def video_files(folder: str | os.PathLike) -> list[Path]:
@@ -56,11 +65,20 @@ def video_files(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-def read_video_file(path: str | os.PathLike, sample_rate: int) -> Video:
+def read_video_file(
+    path: str | os.PathLike, sample_rate: int, category: str | None = None
+) -> Video:
     """Decode a video file with PyAV: all frames, and its audio track mixed to mono."""
     info = probe_video(path)
     audio = load_audio(path, sample_rate).numpy() if info.has_audio else None
-    return Video(str(path), read_frames(path), info.fps, audio, sample_rate)
+    return Video(str(path), read_frames(path), info.fps, audio, sample_rate, category)
+
+
+def category_from_path(path: str | os.PathLike, root: str | os.PathLike) -> str:
+    """The category a video file under `root` names: its folder (`root/<category>/x.mp4`), or
+    for a file directly in `root` its name up to the first "_" (`fire.mp4`, `fire_003.mp4`)."""
+    relative = Path(path).relative_to(root)
+    return relative.parts[0] if len(relative.parts) > 1 else relative.stem.split("_")[0]
 
 
 def read_cached_clip(clip) -> Video:
