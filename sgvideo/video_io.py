@@ -12,6 +12,7 @@ delay) and is at most 1023 samples longer than what was written.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,8 +32,8 @@ class VideoError(ValueError):
 
 
 def _as_fraction(fps: float | Fraction) -> Fraction:
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be positive and finite, got {fps}")
     return Fraction(fps).limit_denominator(100_000)
 
 

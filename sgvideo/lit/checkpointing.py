@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from sgvideo.files import require_file
+from sgvideo.files import read_torch_file, require_file
 
 
 class StageCheckpointMixin:
@@ -52,7 +52,7 @@ def check_stage(checkpoint: dict[str, Any], stage: str, source: str) -> None:
 def read_stage_checkpoint(path: str | os.PathLike, stage: str) -> dict[str, Any]:
     """Load a Lightning checkpoint written by `stage` (its `hyper_parameters` and `state_dict`)."""
     path = require_file(path, f"{stage} checkpoint")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = read_torch_file(path, f"{stage} checkpoint")
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
     check_stage(checkpoint, stage, source=str(path))

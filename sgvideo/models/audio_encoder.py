@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.models import resnet18
 
-from sgvideo.files import require_file
+from sgvideo.files import read_torch_file, require_file
 from sgvideo.lit.checkpointing import check_stage, submodule_state
 
 
@@ -54,7 +54,7 @@ def load_audio_encoder(path: str | os.PathLike, map_location: str = "cpu") -> Au
         hint="Train stage 0 (`make train-align`) and pass its checkpoint, or pass the authors' "
         "sound-CLIP resnet18.pth",
     )
-    raw = torch.load(path, map_location=map_location, weights_only=True)
+    raw = read_torch_file(path, "audio encoder checkpoint")
     if isinstance(raw, Mapping) and "state_dict" in raw:
         check_stage(raw, "align", source=str(path))
         state = submodule_state(raw["state_dict"], "audio_encoder")
@@ -62,7 +62,7 @@ def load_audio_encoder(path: str | os.PathLike, map_location: str = "cpu") -> Au
         state = {k.removeprefix("module."): v for k, v in raw.items()}
     else:
         raise ValueError(f"{path} is neither an align checkpoint nor an audio encoder state dict")
-    return _build(state, str(path))
+    return _build(state, str(path)).to(map_location)
 
 
 def _build(state: Mapping[str, torch.Tensor], source: str) -> AudioEncoder:

@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import math
 import os
-import pickle
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
-from sgvideo.files import atomic_path, require_file
+from sgvideo.files import atomic_path, read_torch_file, require_file
 from stylegan2_ops import FusedLeakyReLU, fused_leaky_relu, upfirdn2d
 
 # bf16 synthesis keeps the layers below this resolution (4 and 8 px) in full precision: they
@@ -666,14 +665,8 @@ def _cpu_state(module: nn.Module) -> dict[str, Tensor]:
 
 def _read_checkpoint(path: str | os.PathLike, what: str) -> dict:
     file = require_file(path, what, hint=_CHECKPOINT_HINT)
-    try:
-        # train.py of rosinality pickles its argparse.Namespace as `args`: harmless, so allow it
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            ckpt = torch.load(file, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise ValueError(
-            f"cannot read {file} as a PyTorch checkpoint. {_CHECKPOINT_HINT}. ({err})"
-        ) from err
+    # train.py of rosinality pickles its argparse.Namespace as `args`: harmless, so allow it
+    ckpt = read_torch_file(file, what, _CHECKPOINT_HINT, safe_globals=[argparse.Namespace])
     if not isinstance(ckpt, dict):
         raise ValueError(f"{file} holds a {type(ckpt).__name__}, not a dict. {_CHECKPOINT_HINT}")
     return ckpt
