@@ -31,14 +31,19 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 from einops import rearrange, repeat
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from sgvideo.audio import load_audio, segment_for_frames
-from sgvideo.errors import reports_user_errors
-from sgvideo.files import atomic_path, require_file
+from sgvideo.audio import read_audio, segment_for_frames
+from sgvideo.errors import describe, reports_user_errors
+from sgvideo.files import (
+    atomic_path,
+    read_torch_file,
+    refuse_overwriting_inputs,
+    require_file,
+)
 from sgvideo.generate import (
     VIDEO_SUFFIXES,
     ExponentialSmoother,
@@ -65,15 +70,17 @@ TEXT_CHUNK = 16
 # ---------------------------------------------------------------------------- images, latents
 
 
-def load_image(path: str | os.PathLike, size: int) -> Tensor:
-    """An image file as "3 size size" in [-1, 1]: shorter side resized to `size`, centre crop."""
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file as "h w 3" uint8 RGB; a missing, unreadable or oversized (more pixels
+    than PIL's decompression-bomb limit) file is a one-line error naming it."""
     path = require_file(path, "image")
     try:
         with Image.open(path) as image:
-            rgb = image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{path}: cannot read as an image: {error}") from None
-    return image_tensor(np.asarray(rgb), size)
+            return np.asarray(image.convert("RGB"))
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"{path}: the image is too large to read: {error}") from None
+    except (OSError, SyntaxError, ValueError) as error:  # PIL's ways of saying "corrupt"
+        raise ValueError(f"{path}: cannot read as an image: {describe(error)}") from None
 
 
 def image_tensor(rgb: np.ndarray, size: int) -> Tensor:
@@ -94,7 +101,7 @@ def save_latent(path: str | os.PathLike, w: Tensor, **info: Any) -> Path:
 def load_latent(path: str | os.PathLike, generator: Generator) -> Tensor:
     """A latent written by `sgvideo project` (or `save_latent`), checked against `generator`."""
     path = require_file(path, "latent file", hint="write one with `sgvideo project`")
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    data = read_torch_file(path, "latent file")
     w = data.get(LATENT_KEY) if isinstance(data, dict) else None
     expected = (generator.n_latent, generator.style_dim)
     if not isinstance(w, Tensor) or tuple(w.shape) != expected:
@@ -482,14 +489,20 @@ def edit_image(
         raise ValueError("give exactly one of --image, --latent or --seed")
     if save_latent_to is not None:
         check_output_path(save_latent_to, (".pt",), "--save-latent")
+    refuse_overwriting_inputs(
+        {"--out": out, "the strip": strip_path, "--save-latent": save_latent_to},
+        {"--image": image, "--latent": latent, "--audio": audio, "--checkpoint": checkpoint},
+    )
+    sound = read_audio(audio)  # inputs are checked before the models load
+    rgb = None if image is None else read_image(image)
     editor = SoundEditor.from_checkpoint(
         checkpoint, resolve_device(device), generator_path, clip, audio_encoder_path
     )
     g = editor.generator
-    wave = load_audio(audio, editor.inverter.sample_rate)
+    wave = sound.at(editor.inverter.sample_rate)
     before: list[Tensor] = []
-    if image is not None:
-        target = load_image(image, g.size).to(editor.device)
+    if rgb is not None:
+        target = image_tensor(rgb, g.size).to(editor.device)
         w = project_image(
             g, target, project_steps, noise_mode=editor.noise_mode, progress=progress
         ).w
@@ -540,14 +553,18 @@ def edit_video(
     """
     settings = settings or EditSettings()
     out = check_output_path(out, VIDEO_SUFFIXES, "--out")
-    info = probe_video(video)
+    refuse_overwriting_inputs(
+        {"--out": out}, {"--video": video, "--audio": audio, "--checkpoint": checkpoint}
+    )
+    info = probe_video(video)  # inputs are checked before the models load
+    sound = read_audio(audio)
     smoother = ExponentialSmoother(smoothing)
     editor = SoundEditor.from_checkpoint(
         checkpoint, resolve_device(device), generator_path, clip, audio_encoder_path
     )
     g = editor.generator
     rate = editor.inverter.sample_rate
-    wave = load_audio(audio, rate)
+    wave = sound.at(rate)
     fps = info.fps or 30.0
     total = info.num_frames or frame_count(round(info.duration * rate), rate, fps)
     need_embedding = editor.needs_embedding(settings)
@@ -644,9 +661,13 @@ def _project(args: argparse.Namespace) -> list[Path]:
     preview = (
         None if args.preview is None else check_output_path(args.preview, (".png",), "--preview")
     )
+    refuse_overwriting_inputs(
+        {"--out": out, "--preview": preview}, {"--image": args.image, "--generator": args.generator}
+    )
+    rgb = read_image(args.image)  # before the models load
     device = resolve_device(args.device)
     generator = load_generator(args.generator, map_location=device)
-    target = load_image(args.image, generator.size).to(device)
+    target = image_tensor(rgb, generator.size).to(device)
     clip = load_clip(args.clip, device=device) if args.clip else None
     result = project_image(
         generator,
