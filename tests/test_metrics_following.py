@@ -11,8 +11,9 @@ import torch
 from sgvideo.cli import main as sgvideo
 from sgvideo.judge import load_or_fit_judge
 from sgvideo.metrics.category import CategoryAccuracy
+from sgvideo.metrics.following import FollowingMeasures, drift_thirds, long_sound
 from sgvideo.metrics.judge import FrameJudge
-from sgvideo.metrics.sources import datamodule_from_options
+from sgvideo.metrics.sources import Video, datamodule_from_options
 from sgvideo.metrics.sync import LoudnessMotionSync, frame_motion, loudness_motion_r, pearson_r
 
 from .fixtures.data import SYNTH_CACHE_SETTINGS
@@ -174,3 +175,32 @@ def test_judge_fit_command(synth_root, synth_cache, tmp_path, capsys) -> None:
     assert "frame judge (fire, rain, thunder, water)" in out and str(cache / "judges") in out
     assert sgvideo(["judge", *data]) == 2
     assert "usage: sgvideo judge fit" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ drift
+
+
+def test_drift_thirds_of_a_constructed_video() -> None:
+    assert drift_thirds(10) == (slice(0, 3), slice(7, 10))
+    with pytest.raises(ValueError, match="at least 3 frames"):
+        drift_thirds(2)
+    frames, labels = _coloured_frames(10, seed=0)
+    judge = FrameJudge.fit(frames, labels, list(COLOURS), image_size=16)
+    red, blue = (np.array(c) * 127.5 + 127.5 for c in (COLOURS["red"], COLOURS["blue"]))
+    # 12 s at 1 fps: red for 5 s, then blue; labelled red, so the last third is all wrong
+    pixels = np.stack([red] * 5 + [blue] * 7).astype(np.uint8)[:, None, None, :]
+    video = Video("red turning blue", np.tile(pixels, (1, 16, 16, 1)), 1.0, None, 8000, "red")
+    measures = FollowingMeasures(judge, sync=False, drift_seconds=12.0)
+    measures.update_drift(video)
+    assert measures.compute()["drift_accuracy"] == {"first third": 1.0, "last third": 0.0}
+    measures.update_drift(Video("short", video.frames[:11], 1.0, None, 8000, "red"))
+    assert measures.skip_counts() == {"too_short_for_drift": 1}
+    assert "short: lasts 11.00 s, under the drift split's 12 s" in measures.notes()[0]
+
+
+def test_long_sound_joins_sounds_until_long_enough() -> None:
+    empty = np.zeros((0, 1, 1, 3), np.uint8)
+    pieces = [Video(f"{i}", empty, 10.0, np.full(300, i, np.float32), 100, "rain") for i in (1, 2)]
+    sound = long_sound(pieces, seconds=10.0, category="rain")
+    assert len(sound.audio) == 1200 and sound.category == "rain"  # 1, 2, 1, 2: 12 s >= 10 s
+    np.testing.assert_array_equal(sound.audio[::300], [1, 2, 1, 2])
