@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -38,15 +39,14 @@ from typing import Any
 import av
 import numpy as np
 import torch
-import torchaudio
 from einops import rearrange, repeat
 from PIL import Image
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from sgvideo.audio import LogMel, load_audio, segment_for_frames
+from sgvideo.audio import LogMel, read_audio, resample, segment_for_frames
 from sgvideo.errors import reports_user_errors
-from sgvideo.files import atomic_path
+from sgvideo.files import atomic_path, check_output_file, refuse_overwriting_inputs
 from sgvideo.models.inversion_encoder import SoundInversionEncoder, load_inversion_encoder
 from sgvideo.models.stylegan2 import Generator, load_generator
 from sgvideo.models.trajectory import TrajectoryGenerator
@@ -55,6 +55,7 @@ from sgvideo.video_io import VideoWriter
 AUDIO_KEYS = ("sample_rate", "n_mels", "n_fft", "hop_length", "window_seconds")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 MUX_FALLBACK_RATE = 44100
+MAX_FPS = 240.0  # a bound on the work one command can ask for (--fps 1e9: 3e9 frames)
 
 
 class SoundInverter(nn.Module):
@@ -355,7 +356,7 @@ class SoundToVideo:
         """
         wave = torch.as_tensor(waveform, dtype=torch.float32)
         if sample_rate != self.sample_rate:
-            wave = torchaudio.functional.resample(wave, int(sample_rate), self.sample_rate)
+            wave = resample(wave, int(sample_rate), self.sample_rate)
         with seeded(seed):
             w0 = self.audio_latent(wave, fps)
             return torch.cat([f.cpu() for f in self.frames(wave, fps, w0, seed, smoothing)])
@@ -401,13 +402,29 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 def check_output_path(path: str | os.PathLike, suffixes: tuple[str, ...], what: str) -> Path:
-    """An output file path whose folder exists and whose suffix is one of `suffixes`."""
+    """An output file path with one of `suffixes` that can be written (`check_output_file`)."""
     path = Path(path).expanduser()
     if path.suffix.lower() not in suffixes:
         raise ValueError(f"{what} {path} must end in one of {', '.join(suffixes)}")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"output folder does not exist: {path.parent}")
+    return check_output_file(path, what)
+
+
+def check_frames_dir(path: str | os.PathLike) -> Path:
+    """A folder for the PNG frames: it may not exist yet, but nothing on its way is a file."""
+    path = Path(path).expanduser()
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"--frames-dir {path}: {folder} is a file, not a folder")
+            return path
     return path
+
+
+def check_fps(fps: float) -> float:
+    """`fps` if it is a finite rate in (0, MAX_FPS]."""
+    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise ValueError(f"--fps must be in (0, {MAX_FPS:g}] frames per second, got {fps}")
+    return fps
 
 
 def resolve_device(device: str) -> torch.device:
@@ -425,8 +442,7 @@ def muxable_audio(wave: Tensor, sample_rate: int) -> tuple[Tensor, int]:
     """The waveform at a rate AAC can store: as is, or resampled to 44.1 kHz."""
     if sample_rate in (av.Codec("aac", "w").audio_rates or ()):
         return wave, sample_rate
-    resampled = torchaudio.functional.resample(wave, sample_rate, MUX_FALLBACK_RATE)
-    return resampled, MUX_FALLBACK_RATE
+    return resample(wave, sample_rate, MUX_FALLBACK_RATE), MUX_FALLBACK_RATE
 
 
 class GifWriter:
@@ -464,13 +480,14 @@ def start_latent(
     wave: Tensor,
     fps: float,
     seed: int | None = None,
-    image: str | os.PathLike | None = None,
+    image: np.ndarray | None = None,
     category: str | None = None,
     truncation: float = 0.7,
     project_steps: int = 200,
     progress: bool = True,
 ) -> Tensor:
-    """w^0 "n s" from at most one of `seed`, `image`, `category`; else the first window's."""
+    """w^0 "n s" from at most one of `seed`, `image` (RGB "h w 3" uint8, projected into W+),
+    `category`; else the first window's."""
     given = [
         name
         for name, v in (("seed", seed), ("image", image), ("category", category))
@@ -479,9 +496,9 @@ def start_latent(
     if len(given) > 1:
         raise ValueError(f"give at most one start: {' or '.join(given)}")
     if image is not None:
-        from sgvideo.edit import load_image, project_image  # edit builds on this module
+        from sgvideo.edit import image_tensor, project_image  # edit builds on this module
 
-        target = load_image(image, pipeline.size).to(pipeline.device)
+        target = image_tensor(image, pipeline.size).to(pipeline.device)
         return project_image(pipeline.generator, target, steps=project_steps, progress=progress).w
     if category is not None:
         return pipeline.category_latent(category)
@@ -513,21 +530,30 @@ def generate_video(
 
     `seed` None starts from the first window's sound latent (noise then uses seed 0); see the
     module doc for the pipeline. `frames_dir` also gets every frame as PNG, `gif` an animated
-    GIF. Nothing is left at `out` or `gif` when anything fails.
+    GIF. Nothing is left at `out` or `gif` when anything fails. Every input and output is
+    checked before the models load, so a mistake costs no loading time.
     """
+    from sgvideo.edit import read_image  # edit builds on this module
+
     out = check_output_path(out, VIDEO_SUFFIXES, "--out")
     gif = None if gif is None else check_output_path(gif, (".gif",), "--gif")
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    ExponentialSmoother(smoothing)  # validates before the models load
+    refuse_overwriting_inputs(
+        {"--out": out, "--gif": gif},
+        {"--audio": audio_path, "--image": image, "--checkpoint": checkpoint},
+    )
+    frames_dir = None if frames_dir is None else check_frames_dir(frames_dir)
+    check_fps(fps)
+    ExponentialSmoother(smoothing)
+    sound = read_audio(audio_path)
+    rgb = None if image is None else read_image(image)
     pipeline = SoundToVideo.from_checkpoint(
         checkpoint, resolve_device(device), batch_size, generator_path, inversion_path
     )
-    wave = load_audio(audio_path, pipeline.sample_rate)
+    wave = sound.at(pipeline.sample_rate)
     rng_seed = 0 if seed is None else seed
     with seeded(rng_seed):
         w0 = start_latent(
-            pipeline, wave, fps, seed, image, category, truncation, project_steps, progress
+            pipeline, wave, fps, seed, rgb, category, truncation, project_steps, progress
         )
     return render_video(
         pipeline, wave, out, fps, w0, rng_seed, smoothing, frames_dir, gif, progress
@@ -584,7 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--audio", required=True, help="sound file (wav/flac/mp3/ogg, or a video's sound track)")
     add("--checkpoint", required=True, help="stage-2 checkpoint (sgvideo generator fit)")
     add("--out", required=True, help="output video (.mp4); its folder must exist")
-    add("--fps", type=float, default=30.0, help="frames per second (default 30)")
+    add("--fps", type=float, default=30.0, help=f"frames per second (default 30, max {MAX_FPS:g})")
     start = parser.add_mutually_exclusive_group()
     start.add_argument(
         "--seed",
