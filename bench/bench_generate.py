@@ -1,7 +1,8 @@
 """`sgvideo generate` speed and memory: frames/s, real-time factor, peak memory vs sound length.
 
 Randomly initialised models of the demo sizes (CPU: 32 px StyleGAN2 with style_dim 64, the demo
-inversion encoder and a bidirectional 2-layer GRU of 32 per group, 6-frame windows) and, when a
+inversion encoder and a causal 2-layer GRU of 32 per group stepped 15 times a second, reading
+each step's log-mel) and, when a
 GPU is lent, of the paper sizes (256 px, style_dim 512, 5-layer GRUs of 512). Output at 30 fps.
 - frames/s and real-time factor (seconds of compute per second of sound; < 1 is faster than
   real time) of the latent path + synthesis alone ("frames"), and end to end to an mp4 with
@@ -46,19 +47,24 @@ PAPER = dict(
 
 
 def pipeline(spec: dict, device: str = "cpu", batch_size: int = 16) -> SoundToVideo:
-    """Random models of `spec`'s sizes (6 frames over 2 s, bidirectional GRUs)."""
+    """Random models of `spec`'s sizes (15 trajectory steps a second, 1/3 s sound windows)."""
     torch.manual_seed(0)
     generator = Generator(spec["size"], **spec["generator"])
     encoder = SoundInversionEncoder(
         generator.n_latent, generator.style_dim, spec["audio"]["n_mels"], **spec["encoder"]
     )
     trajectory = TrajectoryGenerator(
-        generator.n_latent, generator.style_dim, bidirectional=True, **spec["trajectory"]
+        generator.n_latent,
+        generator.style_dim,
+        audio_dim=spec["audio"]["n_mels"],
+        **spec["trajectory"],
     )
     inverter = SoundInverter(
         encoder, generator.mean_latent(1024)[0], RATE, window_seconds=2.0 / 6, **spec["audio"]
     )
-    return SoundToVideo(generator, inverter, trajectory, 6, batch_size=batch_size, device=device)
+    return SoundToVideo(
+        generator, inverter, trajectory, step_seconds=1 / 15, batch_size=batch_size, device=device
+    )
 
 
 def sound(seconds: float) -> torch.Tensor:

@@ -1,23 +1,21 @@
 """`sgvideo generate`: a sound file of any length -> an mp4 with that sound.
 
 Pipeline, `batch_size` frames at a time, so memory stays flat however long the sound: the
-waveform is loaded once at the checkpoint's sample rate; frame t (timestamp (t + 0.5) / fps)
+waveform is loaded once at the checkpoint's sample rate; step t (timestamp (t + 0.5) / rate)
 gets the audio window centred there (`segment_for_frames`), its log-mel and its sound latent
 w_a^t = w_avg + E(mel) (the stage-1 encoder); the stage-2 trajectory net turns the sound latents
-into frame latents w^t, carried from chunk to chunk; an exponential moving average smooths them,
-w_s^t = smoothing * w_s^{t-1} + (1 - smoothing) * w^t with w_s^0 = w^0; the frozen StyleGAN2
+into frame latents w^t, carried from chunk to chunk; an optional exponential moving average
+smooths them, w_s^t = smoothing * w_s^{t-1} + (1 - smoothing) * w^t with w_s^0 = w^0 (off by
+default: the trained trajectory is as smooth as the real videos, and smoothing delays the
+motion that lands on a sound's onsets); the frozen StyleGAN2
 renders G(w_s^t); frames go to the mp4 (h264, the input sound muxed as AAC) as they are made.
 
-Streaming the trajectory (the net steps once per output frame):
-- unidirectional net: `TrajectoryGenerator.step` frame after frame, the GRU state carried
-  across chunks, which equals `rollout` over the whole sound.
-- bidirectional net (the training default): a bidirectional GRU reads its whole input, so frame
-  t's residual delta_t comes from `rollout` over a window of `num_frames` sound latents (the
-  training clip length: a sequence like those the net learned on) holding frame t at position
-  (num_frames - 1) // 2 (windows are shifted inside the sound at its ends), and is added to the
-  carried previous latent: w^t = w^{t-1} + delta_t. A frame thus looks num_frames // 2 windows
-  ahead. Windows of a chunk's frames run as one batch.
-Both condition every GRU step on the video's start latent w^0, as training does.
+The trajectory steps at the rate it was trained at (one step per training frame, the
+checkpoint's `window_seconds`), causally: step t reads the previous latent, the sound latent of
+the stage-1 window centred on the step and the step's own audio features, with the GRU state
+carried from chunk to chunk, which equals `TrajectoryGenerator.rollout` over the whole sound.
+Each video frame takes the latent interpolated at its timestamp, so a video at the training
+rate is the trajectory itself.
 
 Start latent w^0: the first window's sound latent (default; the training's `init: audio`), a
 seeded random latent truncated toward w_avg (`seed`), a projected image (`image`), or a
@@ -49,13 +47,14 @@ from sgvideo.errors import reports_user_errors
 from sgvideo.files import atomic_path, check_output_file, refuse_overwriting_inputs
 from sgvideo.models.inversion_encoder import SoundInversionEncoder, load_inversion_encoder
 from sgvideo.models.stylegan2 import Generator, load_generator
-from sgvideo.models.trajectory import TrajectoryGenerator
+from sgvideo.models.trajectory import TrajectoryGenerator, frame_audio_features
 from sgvideo.video_io import VideoWriter
 
 AUDIO_KEYS = ("sample_rate", "n_mels", "n_fft", "hop_length", "window_seconds")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 MUX_FALLBACK_RATE = 44100
 MAX_FPS = 240.0  # a bound on the work one command can ask for (--fps 1e9: 3e9 frames)
+DEFAULT_SMOOTHING = 0.0
 
 
 class SoundInverter(nn.Module):
@@ -149,7 +148,7 @@ def frame_count(num_samples: int, sample_rate: int, fps: float) -> int:
 class SoundToVideo:
     """Stage-2 generation: load the models once, then turn waveforms into frames chunk by chunk.
 
-    `num_frames` is the training clip length (the bidirectional window); `start_latents` a
+    `step_seconds` is the trajectory's training step (one training frame); `start_latents` a
     text-init checkpoint's category -> start latent "n_latent style_dim". Also usable as the
     `VideoGenerator` that `sgvideo evaluate` calls: `pipeline(waveform, sample_rate, fps, seed)`.
     """
@@ -159,7 +158,7 @@ class SoundToVideo:
         generator: Generator,
         inverter: SoundInverter,
         trajectory: TrajectoryGenerator,
-        num_frames: int = 6,
+        step_seconds: float = 1.0 / 3.0,
         noise_mode: str = "const",
         start_latents: Mapping[str, Tensor] | None = None,
         batch_size: int = 16,
@@ -172,15 +171,20 @@ class SoundToVideo:
                     f"the {name} works on W+ latents of {net.n_latent} x {net.style_dim} but the "
                     f"generator on {shape[0]} x {shape[1]}: use the stages trained for it"
                 )
-        if batch_size < 1 or num_frames < 1:
+        if batch_size < 1 or not step_seconds > 0:
             raise ValueError(
-                f"batch_size and num_frames must be >= 1, got {batch_size}, {num_frames}"
+                f"batch_size must be >= 1 and step_seconds > 0, got {batch_size}, {step_seconds}"
+            )
+        if trajectory.audio_dim not in (0, inverter.encoder.n_mels):
+            raise ValueError(
+                f"the trajectory net reads {trajectory.audio_dim} audio features per frame but "
+                f"the sound's log-mel has {inverter.encoder.n_mels} bins"
             )
         self.device = torch.device(device)
         self.generator = generator.eval().requires_grad_(False).to(self.device)
         self.inverter = inverter.to(self.device)
         self.trajectory = trajectory.eval().requires_grad_(False).to(self.device)
-        self.num_frames = int(num_frames)
+        self.step_seconds = float(step_seconds)
         self.noise_mode = noise_mode
         self.start_latents = dict(start_latents or {})
         self.batch_size = int(batch_size)
@@ -201,11 +205,14 @@ class SoundToVideo:
         trajectory, hparams = load_trajectory_checkpoint(checkpoint)
         generator = load_generator(generator_path or hparams["generator_path"])
         encoder, _ = load_inversion_encoder(inversion_path or hparams["inversion_path"])
+        sound_window = hparams.get("sound_window_seconds", hparams.get("window_seconds"))
         return cls(
             generator,
-            SoundInverter.from_hparams(encoder, generator.w_avg, hparams),
+            SoundInverter.from_hparams(
+                encoder, generator.w_avg, {**hparams, "window_seconds": sound_window}
+            ),
             trajectory,
-            num_frames=hparams.get("num_frames", 6),
+            step_seconds=hparams["window_seconds"],
             noise_mode=hparams.get("noise_mode", "const"),
             start_latents=hparams.get("start_latents"),
             batch_size=batch_size,
@@ -256,17 +263,26 @@ class SoundToVideo:
 
     @property
     def step_rate(self) -> float:
-        """Trajectory steps per second of sound: training stepped once per audio window."""
-        return 1.0 / self.inverter.window_seconds
+        """Trajectory steps per second of sound: the rate of the training frames."""
+        return 1.0 / self.step_seconds
+
+    def frame_features(self, wave: Tensor, rate: float, first: int, count: int) -> Tensor | None:
+        """Audio features "t n_mels" of steps first .. first + count - 1 (each step's own
+        1 / rate segment), or None for a net that reads none."""
+        if not self.trajectory.audio_dim:
+            return None
+        inverter = self.inverter
+        segments = segment_for_frames(
+            wave, inverter.sample_rate, count, rate, 1.0 / rate, first_frame=first
+        )
+        return frame_audio_features(inverter.mel(segments.to(self.device)))
 
     @torch.no_grad()
     def raw_latents(self, wave: Tensor, fps: float, w0: Tensor, seed: int = 0) -> Iterator[Tensor]:
         """The frame latents at `fps` (unsmoothed), one "t n s" chunk at a time.
 
-        The trajectory steps at the rate it was trained at (`step_rate`, one step per audio
-        window); each video frame takes the latent interpolated linearly at its timestamp.
-        Stepping once per video frame instead would add a training step's residual 30 times a
-        second rather than 3 times and walk off the generator's latent manifold.
+        The trajectory steps at the rate it was trained at (`step_rate`); each video frame takes
+        the latent interpolated linearly at its timestamp.
         """
         keyframes = _Keyframes(
             self.keyframe_latents(wave, self.step_rate, w0, seed),
@@ -284,50 +300,31 @@ class SoundToVideo:
         self, wave: Tensor, rate: float, w0: Tensor, seed: int = 0
     ) -> Iterator[Tensor]:
         """The trajectory stepped `rate` times a second of sound, one "t n s" chunk at a time."""
-        if self.trajectory.bidirectional:
-            yield from self._windowed_latents(wave, rate, w0, seed)
-            return
         total = self.frame_count(wave.shape[-1], rate)
         state = self.trajectory.initial_state(w0[None])
-        w = w0[None]
         for first, stop in self._chunks(total):
-            w_a = self.inverter.for_frames(wave, rate, first, stop - first)
+            count = stop - first
+            w_a = self.inverter.for_frames(wave, rate, first, count)
+            audio = self.frame_features(wave, rate, first, count)
             noise = self._noise(seed, first, stop)
             chunk = []
-            for t in range(stop - first):
-                step_noise = None if noise is None else noise[t : t + 1]
-                w, state = self.trajectory.step(state, w, w_a[t : t + 1], step_noise)
+            for t in range(count):
+                w, state = self.trajectory.step(
+                    state,
+                    w_a[t : t + 1],
+                    None if audio is None else audio[t : t + 1],
+                    None if noise is None else noise[t : t + 1],
+                )
                 chunk.append(w)
             yield torch.cat(chunk)
 
-    def _windowed_latents(
-        self, wave: Tensor, rate: float, w0: Tensor, seed: int
-    ) -> Iterator[Tensor]:
-        total = self.frame_count(wave.shape[-1], rate)
-        length = min(self.num_frames, total)
-        before = (length - 1) // 2
-        offsets = torch.arange(length)
-        w_prev = w0
-        for first, stop in self._chunks(total):
-            frames = torch.arange(first, stop)
-            starts = (frames - before).clamp(0, total - length)
-            lo, hi = int(starts[0]), int(starts[-1]) + length
-            index = (starts - lo)[:, None] + offsets  # "t length": sound latent of each step
-            w_a = self.inverter.for_frames(wave, rate, lo, hi - lo)
-            noise = self._noise(seed, lo, hi)
-            starts_w = repeat(w0, "n s -> t n s", t=len(frames))
-            path = self.trajectory.rollout(
-                starts_w, w_a[index.to(self.device)], None if noise is None else noise[index]
-            )  # "t length n s"
-            before_path = torch.cat([starts_w[:, None], path[:, :-1]], dim=1)
-            rows, position = torch.arange(len(frames)), frames - starts
-            deltas = path[rows, position] - before_path[rows, position]
-            w = w_prev + deltas.cumsum(dim=0)
-            w_prev = w[-1]
-            yield w
-
     def latents(
-        self, wave: Tensor, fps: float, w0: Tensor, seed: int = 0, smoothing: float = 0.6
+        self,
+        wave: Tensor,
+        fps: float,
+        w0: Tensor,
+        seed: int = 0,
+        smoothing: float = DEFAULT_SMOOTHING,
     ) -> Iterator[Tensor]:
         """Smoothed frame latents "t n s", chunk by chunk."""
         smoother = ExponentialSmoother(smoothing)
@@ -336,7 +333,12 @@ class SoundToVideo:
 
     @torch.no_grad()
     def frames(
-        self, wave: Tensor, fps: float, w0: Tensor, seed: int = 0, smoothing: float = 0.6
+        self,
+        wave: Tensor,
+        fps: float,
+        w0: Tensor,
+        seed: int = 0,
+        smoothing: float = DEFAULT_SMOOTHING,
     ) -> Iterator[Tensor]:
         """Frames "t 3 h w" in about [-1, 1], chunk by chunk, round(duration x fps) in all.
 
@@ -347,7 +349,12 @@ class SoundToVideo:
             yield self.generator.synthesis(w, self.noise_mode)
 
     def __call__(
-        self, waveform: Tensor, sample_rate: int, fps: float, seed: int, smoothing: float = 0.6
+        self,
+        waveform: Tensor,
+        sample_rate: int,
+        fps: float,
+        seed: int,
+        smoothing: float = DEFAULT_SMOOTHING,
     ) -> Tensor:
         """`sgvideo evaluate`'s VideoGenerator: a waveform -> all its frames "t 3 h w" in [-1, 1].
 
@@ -516,7 +523,7 @@ def generate_video(
     image: str | os.PathLike | None = None,
     category: str | None = None,
     truncation: float = 0.7,
-    smoothing: float = 0.6,
+    smoothing: float = DEFAULT_SMOOTHING,
     batch_size: int = 16,
     device: str = "cpu",
     frames_dir: str | os.PathLike | None = None,
@@ -567,7 +574,7 @@ def render_video(
     fps: float,
     w0: Tensor,
     seed: int = 0,
-    smoothing: float = 0.6,
+    smoothing: float = DEFAULT_SMOOTHING,
     frames_dir: str | os.PathLike | None = None,
     gif: str | os.PathLike | None = None,
     progress: bool = True,
@@ -624,7 +631,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--category", default=None, help="start from a text-init checkpoint's category latent"
     )
     add("--truncation", type=float, default=0.7, help="truncation of the --seed start latent")
-    add("--smoothing", type=float, default=0.6, help="weight of the previous latent in the EMA")
+    add(
+        "--smoothing",
+        type=float,
+        default=DEFAULT_SMOOTHING,
+        help="weight of the previous latent in an EMA of the frame latents (default: off)",
+    )
     add("--batch-size", type=int, default=16, help="frames per chunk (memory vs speed)")
     add("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     add("--frames-dir", default=None, help="also write every frame as PNG into this folder")

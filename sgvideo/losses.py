@@ -92,3 +92,31 @@ def lsgan_d_loss(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tens
 def lsgan_g_loss(fake_pred: torch.Tensor) -> torch.Tensor:
     """Least-squares GAN generator loss: E[(D(fake) - 1)^2]."""
     return (fake_pred - 1).square().mean()
+
+
+def frame_motion(frames: torch.Tensor) -> torch.Tensor:
+    """Per-frame motion: mean absolute difference to the previous frame, "b t c h w" -> "b t-1".
+
+    The motion that the sound-following measures correlate with loudness.
+    """
+    return (frames[:, 1:] - frames[:, :-1]).abs().mean(dim=(2, 3, 4))
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Pearson correlation along the last dim: "... n", "... n" -> "..." (0 for a constant)."""
+    a = a - a.mean(dim=-1, keepdim=True)
+    b = b - b.mean(dim=-1, keepdim=True)
+    return (a * b).sum(dim=-1) / (a.norm(dim=-1) * b.norm(dim=-1) + eps)
+
+
+def motion_matching_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Generated clips move when their paired real clips do, and as much: "b t c h w" x 2 -> "".
+
+    (1 - Pearson r of the two motion profiles) + (log ratio of their mean motions)^2, averaged
+    over the batch: the first makes the loud (moving) frames of the real clip the frames that
+    change most, the second matches the amount of motion.
+    """
+    moved, reference = frame_motion(fake), frame_motion(real)
+    shape = 1.0 - pearson(moved, reference)
+    scale = (moved.mean(dim=-1) + 1e-4).log() - (reference.mean(dim=-1) + 1e-4).log()
+    return (shape + scale.square()).mean()

@@ -1,4 +1,5 @@
-"""TrajectoryGenerator: shapes, the residual recurrence, streaming equals rollout, gradients."""
+"""TrajectoryGenerator: shapes, the causal residual recurrence, streaming equals rollout,
+walking back to the sound, gradients."""
 
 from __future__ import annotations
 
@@ -18,9 +19,8 @@ def _inputs(b: int = 2, t: int = 5, dtype: torch.dtype = torch.float32):
 
 
 @pytest.mark.parametrize("t", [1, 2, 6])
-@pytest.mark.parametrize("bidirectional", [True, False])
-def test_rollout_shape_and_initial_trajectory_near_start(t: int, bidirectional: bool) -> None:
-    net = TrajectoryGenerator(N_LATENT, STYLE, hidden=12, num_layers=2, bidirectional=bidirectional)
+def test_rollout_shape_and_initial_trajectory_near_start(t: int) -> None:
+    net = TrajectoryGenerator(N_LATENT, STYLE, hidden=12, num_layers=2)
     w0, sound = _inputs(t=t)
     out = net.rollout(w0, sound)
     assert out.shape == (2, t, N_LATENT, STYLE)
@@ -47,30 +47,72 @@ def test_rollout_is_start_plus_cumulative_residuals() -> None:
     torch.testing.assert_close(out[:, :, fine], expected)
 
 
-def test_bidirectional_uses_future_sound_unidirectional_does_not() -> None:
+def test_the_net_is_causal_and_reads_the_previous_latent() -> None:
+    net = TrajectoryGenerator(N_LATENT, STYLE, 8, num_layers=1, audio_dim=3)
     w0, sound = _inputs(t=4)
+    audio = torch.randn(2, 4, 3)
+    base = net(w0, sound, audio)
     later = sound.clone()
     later[:, -1] += 1.0
-    for bidirectional, first_frame_changes in [(True, True), (False, False)]:
-        net = TrajectoryGenerator(N_LATENT, STYLE, 8, num_layers=1, bidirectional=bidirectional)
-        changed = not torch.allclose(net(w0, sound)[:, 0], net(w0, later)[:, 0], atol=0, rtol=0)
-        assert changed is first_frame_changes
+    torch.testing.assert_close(net(w0, later, audio)[:, :-1], base[:, :-1], rtol=0, atol=0)
+    louder = audio.clone()
+    louder[:, 2] += 1.0
+    moved = net(w0, sound, louder)
+    torch.testing.assert_close(moved[:, :2], base[:, :2], rtol=0, atol=0)
+    assert not torch.allclose(moved[:, 2], base[:, 2])
+    # the same sound from another start gives another first residual: the net sees w^{t-1}
+    first = net(w0, sound, audio)[:, 0] - w0
+    elsewhere = net(w0 + 1.0, sound, audio)[:, 0] - (w0 + 1.0)
+    assert not torch.allclose(first, elsewhere)
 
 
-@pytest.mark.parametrize("noise_dim", [0, 3])
-def test_stepping_equals_rollout_unidirectional(noise_dim: int) -> None:
+def _pull_toward_sound(net: TrajectoryGenerator, rate: float) -> None:
+    """Weights that make every residual -rate * (w^{t-1} - w_a^t): a net that steers back."""
+    width = {name: (s.stop - s.start) * STYLE for name, s in net.groups.items()}
+    with torch.no_grad():
+        for name, rnn in net.rnns.items():
+            for p in rnn.parameters():
+                p.zero_()
+            # the GRU's candidate state is tanh(W x): keep the first `width` inputs, small
+            rnn.weight_ih_l0[2 * net.hidden : 2 * net.hidden + width[name], : width[name]] = (
+                torch.eye(width[name]) * 0.01
+            )
+            rnn.bias_ih_l0[net.hidden : 2 * net.hidden] = -50.0  # update gate closed: h = n
+            net.heads[name].weight.zero_()
+            net.heads[name].weight[:, : width[name]] = -rate * 100.0 * torch.eye(width[name])
+            net.heads[name].bias.zero_()
+
+
+def test_a_net_that_sees_where_it_is_can_walk_back_to_its_sound() -> None:
+    net = TrajectoryGenerator(N_LATENT, STYLE, hidden=N_LATENT * STYLE, num_layers=1).double()
+    _pull_toward_sound(net, 0.5)
+    w0 = torch.zeros(1, N_LATENT, STYLE, dtype=torch.float64)
+    target = torch.full((1, 40, N_LATENT, STYLE), 0.3, dtype=torch.float64)
+    out = net(w0, target)
+    gap = (out - target).abs().amax(dim=(0, 2, 3))
+    assert gap[0] < 0.3 and gap[-1] < 1e-6 and (gap[1:] <= gap[:-1] + 1e-12).all()
+
+
+@pytest.mark.parametrize(("audio_dim", "noise_dim"), [(0, 0), (4, 3)])
+def test_stepping_equals_rollout(audio_dim: int, noise_dim: int) -> None:
     net = TrajectoryGenerator(
-        N_LATENT, STYLE, hidden=10, num_layers=3, bidirectional=False, noise_dim=noise_dim
+        N_LATENT, STYLE, hidden=10, num_layers=3, audio_dim=audio_dim, noise_dim=noise_dim
     ).double()
     with torch.no_grad():
         for head in net.heads.values():
             head.weight.normal_()
     w0, sound = _inputs(t=6, dtype=torch.float64)
+    audio = torch.randn(2, 6, audio_dim, dtype=torch.float64) if audio_dim else None
     noise = torch.randn(2, 6, noise_dim, dtype=torch.float64) if noise_dim else None
-    full = net.rollout(w0, sound, noise)
-    state, w, frames = net.initial_state(w0), w0, []
+    full = net.rollout(w0, sound, audio, noise)
+    state, frames = net.initial_state(w0), []
     for t in range(6):
-        w, state = net.step(state, w, sound[:, t], None if noise is None else noise[:, t])
+        w, state = net.step(
+            state,
+            sound[:, t],
+            None if audio is None else audio[:, t],
+            None if noise is None else noise[:, t],
+        )
         frames.append(w)
     torch.testing.assert_close(torch.stack(frames, 1), full, rtol=0, atol=1e-10)
     assert (full - w0.unsqueeze(1)).abs().max() > 0.1
@@ -86,9 +128,9 @@ def test_noise_makes_trajectories_differ() -> None:
 
 
 def test_every_parameter_gets_a_gradient() -> None:
-    net = TrajectoryGenerator(N_LATENT, STYLE, hidden=8, num_layers=2)
+    net = TrajectoryGenerator(N_LATENT, STYLE, hidden=8, num_layers=2, audio_dim=3)
     w0, sound = _inputs(t=3)
-    net(w0, sound).square().sum().backward()
+    net(w0, sound, torch.randn(2, 3, 3)).square().sum().backward()
     for name, p in net.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
@@ -113,10 +155,15 @@ def test_bad_inputs_are_clear_errors() -> None:
         net.rollout(w0[0], sound)
     with pytest.raises(ValueError, match="at least one step"):
         net.rollout(w0[:1], sound)
-    with pytest.raises(RuntimeError, match="bidirectional=False"):
-        net.step(net.initial_state(w0), w0, sound[:, 0])
+    listening = TrajectoryGenerator(N_LATENT, STYLE, hidden=8, num_layers=1, audio_dim=2)
+    with pytest.raises(ValueError, match="reads 2 audio features"):
+        listening.rollout(w0, sound)
+    with pytest.raises(ValueError, match="audio must have shape"):
+        listening.rollout(w0, sound, torch.zeros(2, 5, 3))
     noisy = TrajectoryGenerator(N_LATENT, STYLE, hidden=8, num_layers=1, noise_dim=2)
     with pytest.raises(ValueError, match="noise must have shape"):
+        noisy.rollout(w0, sound, noise=torch.zeros(2, 5, 3))
+    with pytest.raises(ValueError, match="reads no audio"):
         noisy.rollout(w0, sound, torch.zeros(2, 5, 3))
 
 

@@ -176,8 +176,13 @@ def test_checkpoint_holds_only_trained_weights_and_rebuilds_the_net(generator_ck
     model = TrajectoryGAN.load_from_checkpoint(generator_ckpt)
     batch = next(iter(loader(paths, n=2)))
     with torch.no_grad():
-        _, w_a = model.sound_latents(batch["audio"])
-        torch.testing.assert_close(net(w_a[:, 0], w_a), model(batch["audio"], batch["category"]))
+        _, w_a = model.sound_latents(batch["waveform"], batch["audio"].shape[1])
+        features = model.frame_features(batch["audio"])
+        assert features.shape == (*batch["audio"].shape[:2], net.audio_dim)
+        torch.testing.assert_close(
+            net(w_a[:, 0], w_a, features),
+            model(batch["waveform"], batch["audio"], batch["category"]),
+        )
     with pytest.raises(ValueError, match="expected a 'generator' checkpoint"):
         load_trajectory_checkpoint(paths["inversion"])
 
@@ -286,7 +291,7 @@ def test_activation_checkpointing_gives_the_same_gradients(paths) -> None:
     for enabled in (False, True):
         model.hparams.checkpoint_synthesis = enabled
         model.trajectory.zero_grad(set_to_none=True)
-        w = model(batch["audio"], batch["category"])
+        w = model(batch["waveform"], batch["audio"], batch["category"])
         model.synthesize(w).square().mean().backward()
         grads.append([p.grad.clone() for p in model.trajectory.parameters()])
     for plain, checkpointed in zip(*grads, strict=True):
@@ -332,7 +337,7 @@ def test_paper_config_has_the_paper_settings(capsys) -> None:
     assert done.value.code in (0, None)
     config = yaml.safe_load(capsys.readouterr().out)
     model, data = config["model"], config["data"]
-    assert (model["hidden"], model["num_layers"], model["bidirectional"]) == (512, 5, True)
+    assert (model["hidden"], model["num_layers"], model["audio_features"]) == (512, 5, True)
     assert (model["lr"], model["gamma"], model["clip_weight"]) == (1e-4, 0.98, 1e-3)
     assert (data["num_frames"], data["clip_seconds"], data["image_size"]) == (6, 2.0, 256)
     assert data["batch_size"] == 4

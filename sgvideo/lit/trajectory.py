@@ -22,10 +22,15 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint
 
-from sgvideo.audio import LogMel
+from sgvideo.audio import LogMel, segment_for_frames
 from sgvideo.lit.checkpointing import StageCheckpointMixin, read_stage_checkpoint, submodule_state
 from sgvideo.lit.mixins import FrozenEvalMixin, RngStateMixin
-from sgvideo.losses import cosine_distance, lsgan_d_loss, lsgan_g_loss
+from sgvideo.losses import (
+    cosine_distance,
+    lsgan_d_loss,
+    lsgan_g_loss,
+    motion_matching_loss,
+)
 from sgvideo.models.audio_encoder import load_audio_encoder
 from sgvideo.models.clip_model import (
     clip_embed_dim,
@@ -37,7 +42,7 @@ from sgvideo.models.clip_model import (
 from sgvideo.models.discriminators import ImageDiscriminator, VideoDiscriminator
 from sgvideo.models.inversion_encoder import load_inversion_encoder
 from sgvideo.models.stylegan2 import load_generator
-from sgvideo.models.trajectory import TrajectoryGenerator
+from sgvideo.models.trajectory import TrajectoryGenerator, frame_audio_features
 from sgvideo.video_io import write_video
 
 TRAJECTORY_CONFIG_KEY = "sgvideo_trajectory_config"
@@ -50,20 +55,30 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
     """Sound clip -> latent trajectory -> frames, judged per frame and as a clip.
 
     Batches are the landscape DataModule's: `frames` "b t 3 h w" in [-1, 1], `audio`
-    "b t samples" (one window per frame), `category` "b", optionally `waveform` "b samples"
-    (muxed into the sample videos). Per step: the discriminators take one LSGAN step on real
-    vs generated frames, then the trajectory net one step on
+    "b t samples" (each frame's own audio segment, 1 / frame rate long), `waveform`
+    "b samples" (the clip's sound) and `category` "b". The trajectory steps once per frame at
+    the data's frame rate, num_frames / clip_seconds. Frame t's sound latent w_a^t is stage 1
+    applied to the window of stage 1's length (its checkpoint's `window_seconds`) centred on
+    the frame, cut from `waveform`; the frame's own segment gives the per-frame audio
+    features (its log-mel averaged over time) that let the video move with the sound. Per
+    step: the discriminators take one LSGAN step on real vs generated frames, then the
+    trajectory net one step on
 
         adv_image * LSGAN(D_img) + adv_video * LSGAN(D_vid)
         + clip * mean_t [1 - cos(CLIP(frame_t), A(audio_t))]
         + latent * |w^t - w_a^t|^2 + anchor * |w^t - w^0|^2 + smooth * |w^t - w^{t-1}|^2
+        + motion * motion_matching_loss(generated clip, real clip)
 
-    (squared terms are means over batch, frames and W+ entries). The start latent w^0 is the
-    first window's sound latent (`init="audio"`) or, with `init="text"`, the authors' CLIP
-    choice: among `text_init_samples` truncated random latents, the one whose image is nearest
-    the category prompt (chosen once per category, kept in the checkpoint). `anchor_weight`
-    None means 1 with text init and 0 with audio init. `global_step` counts batches (the
-    discriminator step is not counted), so `max_steps` is a number of batches. Every
+    (squared terms are means over batch, frames and W+ entries; the motion term makes the
+    frames that change most in the paired real clip the ones that change most in the
+    generated clip). The start latent w^0 is the first window's sound latent
+    (`init="audio"`) or, with `init="text"`, the authors' CLIP choice: among
+    `text_init_samples` truncated random latents, the one whose image is nearest the category
+    prompt (chosen once per category, kept in the checkpoint). In training, each clip starts
+    with probability `restart_prob` from another clip's start latent instead, so that the net
+    learns to walk back to its sound from anywhere: what keeps long videos from drifting.
+    `anchor_weight` None means 1 with text init and 0 with audio init. `global_step` counts
+    batches (the discriminator step is not counted), so `max_steps` is a number of batches. Every
     `sample_every_n_steps` batches, the generated clip beside the real one goes to
     `<log_dir>/samples/` as a PNG strip and an mp4 with the clip's sound.
 
@@ -74,11 +89,14 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         clip: CLIP weights: a local ViT-B-32.pt path, "tiny" or None ($SGVIDEO_CLIP_WEIGHTS).
         categories: category names in label order (linked from the data).
         sample_rate, n_mels, n_fft, hop_length, window_seconds, num_frames: audio and clip
-            settings (linked from the data); the mel settings must be stage 1's.
-        hidden, num_layers, bidirectional, noise_dim: the TrajectoryGenerator's GRUs.
+            settings (linked from the data; window_seconds is one frame step,
+            clip_seconds / num_frames); the mel settings must be stage 1's.
+        hidden, num_layers, noise_dim: the TrajectoryGenerator's GRUs.
+        audio_features: feed each frame's own log-mel (averaged over time) to the GRUs.
         init, text_init_samples, text_template, truncation, seed: the start latent w^0.
         adv_image_weight, adv_video_weight, clip_weight, latent_weight, anchor_weight,
-            smooth_weight: loss weights (see above).
+            smooth_weight, motion_weight: loss weights (see above).
+        restart_prob: chance that a training clip starts from another clip's start latent.
         image_d_channels, video_d_channels: discriminator widths.
         lr, d_lr, betas, weight_decay, gamma: AdamW for the trajectory net (lr) and the
             discriminators (d_lr, default lr); StepLR per epoch for both.
@@ -105,8 +123,8 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         num_frames: int = 6,
         hidden: int = 512,
         num_layers: int = 5,
-        bidirectional: bool = True,
         noise_dim: int = 0,
+        audio_features: bool = True,
         init: Literal["audio", "text"] = "audio",
         text_init_samples: int = 128,
         text_template: str = "a photo of {}",
@@ -117,6 +135,8 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         latent_weight: float = 1.0,
         anchor_weight: float | None = None,
         smooth_weight: float = 0.0,
+        motion_weight: float = 1.0,
+        restart_prob: float = 0.5,
         image_d_channels: int = 64,
         video_d_channels: int = 32,
         lr: float = 1e-4,
@@ -139,6 +159,10 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         self.generator = load_generator(generator_path)
         self.inversion, inversion_hparams = load_inversion_encoder(inversion_path)
         _check_inversion(self.inversion, inversion_hparams, self.generator, self.hparams)
+        # Stage 1 reads windows of its own length, centred on each frame.
+        self.hparams["sound_window_seconds"] = inversion_hparams.get(
+            "window_seconds", window_seconds
+        )
         self.audio_encoder = load_audio_encoder(audio_encoder_path)
         self.clip = load_clip(clip)
         if self.audio_encoder.embed_dim != clip_embed_dim(self.clip):
@@ -153,7 +177,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             self.generator.style_dim,
             hidden=hidden,
             num_layers=num_layers,
-            bidirectional=bidirectional,
+            audio_dim=n_mels if audio_features else 0,
             noise_dim=noise_dim,
         )
         size = self.generator.size
@@ -169,16 +193,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
-        net = self.trajectory
-        checkpoint[TRAJECTORY_CONFIG_KEY] = dict(
-            n_latent=net.n_latent,
-            style_dim=net.style_dim,
-            hidden=net.hidden,
-            num_layers=net.num_layers,
-            bidirectional=net.bidirectional,
-            noise_dim=net.noise_dim,
-            groups={name: [s.start, s.stop] for name, s in net.groups.items()},
-        )
+        checkpoint[TRAJECTORY_CONFIG_KEY] = self.trajectory.config
 
     def on_fit_start(self) -> None:
         if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
@@ -198,12 +213,25 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
     # ------------------------------------------------------------------ latents and frames
 
     @torch.no_grad()
-    def sound_latents(self, audio: Tensor) -> tuple[Tensor, Tensor]:
-        """Audio windows "b t samples" -> (log-mel "b t n_mels time", w_a "b t n_latent style")."""
-        mel = self.mel(audio)
+    def sound_latents(self, waveform: Tensor, num_frames: int) -> tuple[Tensor, Tensor]:
+        """The clip's sound "b samples" -> each frame's stage-1 window as log-mel
+        "b t n_mels time" and its sound latent w_a "b t n_latent style"."""
+        hp = self.hparams
+        windows = segment_for_frames(
+            waveform, hp.sample_rate, num_frames, 1.0 / hp.window_seconds, hp.sound_window_seconds
+        )
+        mel = self.mel(windows)
         flat = rearrange(mel, "b t m f -> (b t) m f")
         w_a = self.generator.w_avg + self.inversion(flat).float()
-        return mel, rearrange(w_a, "(b t) n s -> b t n s", b=audio.shape[0])
+        return mel, rearrange(w_a, "(b t) n s -> b t n s", b=waveform.shape[0])
+
+    @torch.no_grad()
+    def frame_features(self, audio: Tensor) -> Tensor | None:
+        """Each frame's own audio segment "b t samples" -> its features "b t n_mels" (or None
+        when the net reads none)."""
+        if not self.trajectory.audio_dim:
+            return None
+        return frame_audio_features(self.mel(audio))
 
     @torch.no_grad()
     def _ensure_start_latents(self) -> None:
@@ -260,10 +288,12 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         flat = self.generator.synthesis(rearrange(w, "b t n s -> (b t) n s"), mode)
         return rearrange(flat, "(b t) c h w -> b t c h w", b=w.shape[0])
 
-    def forward(self, audio: Tensor, category: Tensor) -> Tensor:
-        """Audio windows "b t samples" (and category "b") -> latents "b t n_latent style"."""
-        _, w_a = self.sound_latents(audio)
-        return self.trajectory(self.start_latent(w_a, category), w_a)
+    def forward(self, waveform: Tensor, audio: Tensor, category: Tensor) -> Tensor:
+        """The clip's sound "b samples", each frame's segment "b t samples" and the category
+        "b" -> latents "b t n_latent style"."""
+        _, w_a = self.sound_latents(waveform, audio.shape[1])
+        w0 = self.start_latent(w_a, category)
+        return self.trajectory(w0, w_a, self.frame_features(audio))
 
     # ------------------------------------------------------------------ losses
 
@@ -286,7 +316,14 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         return {"d_image": image, "d_video": video}
 
     def _generator_terms(
-        self, fake: Tensor, w: Tensor, w_a: Tensor, w0: Tensor, mel: Tensor, all_terms: bool
+        self,
+        fake: Tensor,
+        real: Tensor,
+        w: Tensor,
+        w_a: Tensor,
+        w0: Tensor,
+        mel: Tensor,
+        all_terms: bool,
     ) -> dict[str, tuple[float, Tensor]]:
         """Loss terms as name -> (weight, value); zero-weight terms only when `all_terms`."""
         hp = self.hparams
@@ -297,6 +334,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             "latent": hp.latent_weight,
             "anchor": self.anchor_weight,
             "smooth": hp.smooth_weight if w.shape[1] > 1 else 0.0,
+            "motion": hp.motion_weight if w.shape[1] > 2 else 0.0,
         }
         wanted = {name for name, weight in weights.items() if weight or all_terms}
         frames = rearrange(fake, "b t c h w -> (b t) c h w")
@@ -315,12 +353,17 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             terms["anchor"] = F.mse_loss(w, w0.unsqueeze(1).expand_as(w))
         if "smooth" in wanted and w.shape[1] > 1:
             terms["smooth"] = F.mse_loss(w[:, 1:], w[:, :-1])
+        if "motion" in wanted and w.shape[1] > 2:
+            terms["motion"] = motion_matching_loss(fake, real)
         return {name: (weights[name], value) for name, value in terms.items()}
 
-    def _generate(self, batch: dict[str, Any]) -> tuple[Tensor, ...]:
-        mel, w_a = self.sound_latents(batch["audio"])
+    def _generate(self, batch: dict[str, Any], restart_prob: float = 0.0) -> tuple[Tensor, ...]:
+        audio = batch["audio"]
+        mel, w_a = self.sound_latents(batch["waveform"], audio.shape[1])
         w0 = self.start_latent(w_a, batch["category"])
-        w = self.trajectory(w0, w_a)
+        if restart_prob > 0:
+            w0 = restarted(w0, restart_prob)
+        w = self.trajectory(w0, w_a, self.frame_features(audio))
         return self.synthesize(w), w, w_a, w0, mel
 
     # ------------------------------------------------------------------ steps
@@ -328,7 +371,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         real = self._real_frames(batch)
         opt_g, opt_d = self.optimizers()
-        fake, w, w_a, w0, mel = self._generate(batch)
+        fake, w, w_a, w0, mel = self._generate(batch, self.hparams.restart_prob)
 
         d_terms = self._discriminator_loss(real, fake.detach())
         d_loss = d_terms["d_image"] + d_terms["d_video"]
@@ -338,7 +381,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         opt_d.optimizer.step()
 
         with self.toggled_optimizer(opt_g):  # no discriminator gradients from the G loss
-            g_terms = self._generator_terms(fake, w, w_a, w0, mel, all_terms=False)
+            g_terms = self._generator_terms(fake, real, w, w_a, w0, mel, all_terms=False)
             g_loss = sum(weight * value for weight, value in g_terms.values())
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
@@ -358,7 +401,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         fake, w, w_a, w0, mel = self._generate(batch)
         logs = dict(self._discriminator_loss(real, fake))
         logs.update(
-            {k: v for k, (_, v) in self._generator_terms(fake, w, w_a, w0, mel, True).items()}
+            {k: v for k, (_, v) in self._generator_terms(fake, real, w, w_a, w0, mel, True).items()}
         )
         logs = {f"val/{k}": v for k, v in logs.items()}
         self.log_dict(logs, batch_size=len(real), sync_dist=True)
@@ -410,6 +453,17 @@ def _as_video(frames: Tensor) -> Tensor:
     return rearrange(frames, "b t c h w -> b c t h w")
 
 
+def restarted(w0: Tensor, prob: float) -> Tensor:
+    """Start latents "b n s" where each row, with probability `prob`, is replaced by another
+    row's (a random derangement of the batch; unchanged for a batch of one)."""
+    b = w0.shape[0]
+    if b < 2:
+        return w0
+    other = (torch.arange(b) + torch.randint(1, b, (b,))) % b
+    pick = (torch.rand(b) < prob).to(w0.device)[:, None, None]
+    return torch.where(pick, w0[other.to(w0.device)], w0)
+
+
 def _check_inversion(encoder, inversion_hparams: dict, generator, hparams) -> None:
     """A stage-1 encoder made for another generator or other audio settings is refused."""
     ours = (generator.n_latent, generator.style_dim)
@@ -441,14 +495,19 @@ def load_trajectory_checkpoint(
 
     The hparams hold what generation needs: the frozen parts' paths (`generator_path`,
     `inversion_path`, ...), the audio settings (`sample_rate`, `n_mels`, `n_fft`, `hop_length`,
-    `window_seconds`, frames per second = 1 / window_seconds), `init` and `categories`; with
-    text init also `start_latents`: category name -> its start latent "n_latent style_dim".
-    A bidirectional net only rolls out whole sequences; a unidirectional one also streams.
+    `window_seconds` = one trajectory step, `sound_window_seconds` = stage 1's window),
+    `init` and `categories`; with text init also `start_latents`: category name -> its start
+    latent "n_latent style_dim".
     """
     checkpoint = read_stage_checkpoint(path, "generator")
     config = checkpoint.get(TRAJECTORY_CONFIG_KEY)
     if not isinstance(config, dict):
         raise ValueError(f"{path} has no trajectory configuration ('{TRAJECTORY_CONFIG_KEY}')")
+    if "bidirectional" in config:
+        raise ValueError(
+            f"{path} holds a trajectory net of an earlier sgvideo (a bidirectional GRU that "
+            "never saw the previous latent); the causal net replaced it: train stage 2 again"
+        )
     net = TrajectoryGenerator(**config)
     state = checkpoint["state_dict"]
     try:
