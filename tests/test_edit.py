@@ -175,7 +175,8 @@ def test_edit_image_cli_edits_only_the_chosen_groups(generator, inversion_ckpt, 
     assert unchanged_groups(before, edited) == {"coarse": False, "mid": True, "fine": True}
     pixels = np.asarray(Image.open(out).convert("RGB"))
     assert pixels.shape == (32, 32, 3)
-    assert np.array_equal(pixels, frames_to_uint8(render(generator, edited)[None])[0])
+    rendered = frames_to_uint8(render(generator, edited)[None])[0]  # alone, not in a batch of 2
+    assert np.abs(pixels.astype(int) - rendered).max() <= 1
     strip = np.asarray(Image.open(tmp_path / "edited_strip.png"))
     assert strip.shape == (32, 64, 3) and np.array_equal(strip[:, 32:], pixels)
 

@@ -225,7 +225,8 @@ def test_merging_halves_equals_one_metric_on_all(kind: str) -> None:
     second.update(fake[20:], real=False)
     first.merge_state(second)
     assert first.real_n.item() == 30 and first.fake_n.item() == 30
-    assert first.compute().item() == pytest.approx(whole.compute().item(), rel=1e-9)
+    # features computed in batches of 13/17 and of 30 differ in their last bits
+    assert first.compute().item() == pytest.approx(whole.compute().item(), rel=1e-5)
 
 
 class _FakeI3D(nn.Module):
