@@ -112,6 +112,20 @@ def test_hash_split_is_deterministic_stable_and_follows_the_fractions() -> None:
     assert set(other_seed["test"]) != set(splits["test"])
 
 
+def test_every_small_category_is_held_out_in_test_and_val() -> None:
+    clips = [Clip(Path(f"/d/{c}{i}.mp4"), f"{c}/{c}{i}.mp4", c) for c in "abcde" for i in range(8)]
+    splits = assign_splits(clips, val_fraction=0.1, test_fraction=0.1)
+    for name in ("test", "val"):
+        assert {clip.category for clip in splits[name]} == set("abcde"), name
+    assert sum(len(v) for v in splits.values()) == 40 and len(splits["train"]) >= 25
+    # large categories keep the pure hash split: a clip never changes split as clips are added
+    many = [Clip(Path(f"/d/{c}{i}.mp4"), f"{c}/{c}{i}.mp4", c) for c in "ab" for i in range(600)]
+    grown = many + [Clip(Path(f"/d/b{i}.mp4"), f"b/b{i}.mp4", "b") for i in range(600, 700)]
+    before, after = assign_splits(many, 0.1, 0.1), assign_splits(grown, 0.1, 0.1)
+    for name in before:
+        assert set(before[name]) <= set(after[name])
+
+
 def test_tiny_datasets_get_every_split_and_fixed_splits_are_kept() -> None:
     for n in range(3, 12):
         splits = assign_splits(_clips(n), val_fraction=0.1, test_fraction=0.1)
@@ -120,6 +134,9 @@ def test_tiny_datasets_get_every_split_and_fixed_splits_are_kept() -> None:
     fixed = [Clip(Path("/d/x.mp4"), "x.mp4", "cat", "test")]
     splits = assign_splits(fixed + _clips(5), val_fraction=0.0, test_fraction=0.0)
     assert splits["test"] == fixed and not splits["val"] and len(splits["train"]) == 5
+    # one clip per category: the split is made over all of them, not per category
+    singles = [Clip(Path(f"/d/{c}.mp4"), f"{c}/0.mp4", c) for c in "abcde"]
+    assert all(assign_splits(singles, 0.1, 0.1)[name] for name in ("train", "val", "test"))
     with pytest.raises(ValueError, match="val_fraction \\+ test_fraction must be below 1"):
         assign_splits(_clips(5), val_fraction=0.5, test_fraction=0.5)
     with pytest.raises(ValueError, match=r"test_fraction must be in \[0, 1\)"):

@@ -133,18 +133,38 @@ def assign_splits(
 
     A clip whose hash h (in [0, 1)) is below `test_fraction` is a test clip, below
     `test_fraction + val_fraction` a validation clip, else a training clip. So a clip never
-    changes split when clips are added or removed. For tiny datasets where this leaves a split
-    with a positive fraction empty (and at least 3 clips are hashed), the hashed clips are
-    instead allotted by rank of h: round(fraction * n) clips, at least one, for test then val.
+    changes split when clips are added or removed. For small datasets the hashed clips are
+    allotted by rank of h instead: round(fraction * n) clips, at least one, for test then val,
+    within each category where that category's split would otherwise be empty (at least 3 of
+    its clips hashed), so that every category is evaluated on held-out clips; and over all
+    hashed clips where a whole split would still be empty.
     """
     check_split_fractions(val_fraction, test_fraction)
     splits: dict[str, list[Clip]] = {name: [] for name in SPLITS}
+    by_category: dict[str, list[Clip]] = {}
     for clip in clips:
         if clip.split is not None:
             splits[clip.split].append(clip)
-    hashed = sorted(
-        (clip for clip in clips if clip.split is None), key=lambda c: _unit_hash(c.key, seed)
-    )
+        else:
+            by_category.setdefault(clip.category, []).append(clip)
+    parts = [
+        _split_by_hash(group, val_fraction, test_fraction, seed) for group in by_category.values()
+    ]
+    hashed = {name: [clip for part in parts for clip in part[name]] for name in SPLITS}
+    fractions = {"val": val_fraction, "test": test_fraction}
+    if any(fraction > 0 and not hashed[name] for name, fraction in fractions.items()):
+        every = [clip for group in by_category.values() for clip in group]
+        hashed = _split_by_hash(every, val_fraction, test_fraction, seed)
+    for name in SPLITS:
+        splits[name] += hashed[name]
+    return splits
+
+
+def _split_by_hash(
+    clips: list[Clip], val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, list[Clip]]:
+    """Hashed clips by split (see `assign_splits`), ranked when a split would be empty."""
+    hashed = sorted(clips, key=lambda c: _unit_hash(c.key, seed))
     h = [_unit_hash(clip.key, seed) for clip in hashed]
     n = len(hashed)
     n_test = sum(x < test_fraction for x in h)
@@ -154,7 +174,8 @@ def assign_splits(
         n_val = max(1, round(val_fraction * n)) if val_fraction > 0 else 0
         n_test = min(n_test, n - 1 - min(n_val, 1))
         n_val = min(n_val, n - 1 - n_test)
-    splits["test"] += hashed[:n_test]
-    splits["val"] += hashed[n_test : n_test + n_val]
-    splits["train"] += hashed[n_test + n_val :]
-    return splits
+    return {
+        "test": hashed[:n_test],
+        "val": hashed[n_test : n_test + n_val],
+        "train": hashed[n_test + n_val :],
+    }
