@@ -1,7 +1,9 @@
 """`make demo`: the whole pipeline end to end on the embedded synthetic dataset, no downloads.
 
-synthetic clips -> StyleGAN2 prior -> stage 0 (audio-CLIP) -> stage 1 (inversion) -> stage 2
-(trajectory) -> one video per held-out sound -> contact sheet -> evaluation report.
+synthetic clips -> miniature CLIP -> StyleGAN2 prior -> stage 0 (audio-CLIP) -> stage 1
+(inversion) -> stage 2 (trajectory) -> one video per held-out sound -> contact sheet ->
+evaluation report. The CLIP, trained on the clips' frames and category captions, is the CLIP
+of every later stage.
 
 Every step writes its result under `--out` and is skipped when that result already exists, so a
 rerun reuses what is done; an interrupted training stage resumes from its `last.ckpt`.
@@ -38,15 +40,20 @@ class DemoPaths:
         self.report = out / "report.json"
 
     def checkpoint(self, stage: str) -> Path:
-        return self.checkpoints / ("prior.pt" if stage == "prior" else f"{stage}.ckpt")
+        return self.checkpoints / (f"{stage}.pt" if stage in EXPORTING_STAGES else f"{stage}.ckpt")
 
 
-# Model arguments that point a stage at the checkpoints of the stages before it.
+# Stages whose result is the file they export (`--model.export_path`), not a Lightning .ckpt.
+EXPORTING_STAGES = ("clip", "prior")
+# The stages in training order, with the model arguments that point each at the results of
+# the stages before it.
 STAGE_INPUTS: dict[str, dict[str, str]] = {
+    "clip": {},
     "prior": {},
-    "align": {},
-    "inversion": {"generator_path": "prior", "audio_encoder_path": "align"},
+    "align": {"clip": "clip"},
+    "inversion": {"clip": "clip", "generator_path": "prior", "audio_encoder_path": "align"},
     "generator": {
+        "clip": "clip",
         "generator_path": "prior",
         "audio_encoder_path": "align",
         "inversion_path": "inversion",
@@ -98,8 +105,10 @@ def train_stage(stage: str, paths: DemoPaths, image_size: int, max_steps: int | 
     )
     for argument, source in STAGE_INPUTS[stage].items():
         command += [f"--model.{argument}", str(paths.checkpoint(source))]
+    if stage in EXPORTING_STAGES:
+        command += ["--model.export_path", str(target)]
     if stage == "prior":
-        command += ["--model.size", str(image_size), "--model.export_path", str(target)]
+        command += ["--model.size", str(image_size)]
     if max_steps is not None:
         command += ["--trainer.max_steps", str(max_steps), "--trainer.max_epochs", "-1"]
     resume = _last_checkpoint(run_dir)
@@ -108,7 +117,7 @@ def train_stage(stage: str, paths: DemoPaths, image_size: int, max_steps: int | 
         command += ["--ckpt_path", str(resume)]
     start = time.perf_counter()
     _run(command)
-    if stage != "prior":
+    if stage not in EXPORTING_STAGES:
         last = _last_checkpoint(run_dir)
         if last is None:
             raise RuntimeError(f"{stage} finished without writing a checkpoint under {run_dir}")
@@ -219,7 +228,7 @@ def run_demo(
             staging, clips_per_category=clips_per_category, seconds=seconds, size=image_size
         )
         staging.rename(paths.synth)
-    for stage in ("prior", "align", "inversion", "generator"):
+    for stage in STAGE_INPUTS:
         train_stage(stage, paths, image_size, max_steps)
     sounds = held_out_sounds(paths)
     videos = generate_videos(paths, sounds)

@@ -39,6 +39,8 @@ def test_a_stage_with_a_missing_weight_file_names_it(
             str(tmp_path / "cache"),
             "--model.generator_path",
             str(missing),
+            "--model.clip",
+            "tiny",
             "--trainer.default_root_dir",
             str(tmp_path / "run"),
         ]

@@ -14,6 +14,7 @@ from PIL import Image
 
 from sgvideo.data.synth import CATEGORIES
 from sgvideo.lit.checkpointing import read_stage_checkpoint
+from sgvideo.models.clip_model import load_clip
 from sgvideo.models.stylegan2 import load_generator
 
 pytestmark = pytest.mark.slow
@@ -52,9 +53,12 @@ def test_demo_writes_every_artefact(demo_run: tuple[Path, str]) -> None:
 
     generator = load_generator(summary["checkpoints"]["prior"])
     assert generator.size == 32
+    assert load_clip(summary["checkpoints"]["clip"]).visual.input_resolution == 32
     for stage in STAGES:
         checkpoint = read_stage_checkpoint(summary["checkpoints"][stage], stage)
         assert checkpoint["global_step"] == 2
+        # every later stage uses the demo's own CLIP
+        assert checkpoint["hyper_parameters"]["clip"] == summary["checkpoints"]["clip"]
 
     videos = [Path(v) for v in summary["videos"]]
     assert sorted(v.stem for v in videos) == sorted(CATEGORIES)
@@ -86,7 +90,7 @@ def test_rerun_reuses_what_is_done(demo_run: tuple[Path, str]) -> None:
     out, _ = demo_run
     before = {p: p.stat().st_mtime_ns for p in (out / "checkpoints").iterdir()}
     stdout = _demo(out)
-    for stage in ("prior", *STAGES):
+    for stage in ("clip", "prior", *STAGES):
         assert f"{stage}: reusing" in stdout
     assert "$ " not in stdout  # no command ran again
     assert {p: p.stat().st_mtime_ns for p in (out / "checkpoints").iterdir()} == before
