@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.sgvideo-installed
 ARGS ?=
 
-.PHONY: setup test test-fast lint bench demo synth-data train-prior train-align \
+.PHONY: setup test test-fast lint bench demo synth-data train-clip train-prior train-align \
         train-inversion train-generator evaluate clean
 
 setup: $(STAMP)
@@ -31,6 +31,9 @@ bench: setup
 
 synth-data: setup
 	$(BIN)/sgvideo synth-data --out outputs/synth $(ARGS)
+
+train-clip: setup
+	$(BIN)/sgvideo clip fit --config configs/clip.yaml $(ARGS)
 
 train-prior: setup
 	$(BIN)/sgvideo prior fit --config configs/prior.yaml $(ARGS)
