@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,26 @@ def train_stage(stage: str, paths: DemoPaths, image_size: int, max_steps: int | 
     _log(f"{stage}: done in {time.perf_counter() - start:.0f} s -> {target}")
 
 
+def train_stages(
+    paths: DemoPaths, image_size: int, max_steps: int | None, parallel: int = 2
+) -> None:
+    """Train every stage, up to `parallel` at once: a stage starts when the stages it reads
+    are done (the prior trains beside CLIP and stage 0), so a 2-core machine uses both cores."""
+    with ThreadPoolExecutor(parallel) as pool:
+        started: dict[str, Future] = {}
+        for stage, inputs in STAGE_INPUTS.items():  # in training order: inputs come first
+            needed = [started[source] for source in set(inputs.values())]
+            started[stage] = pool.submit(_train_after, needed, stage, paths, image_size, max_steps)
+        for future in started.values():
+            future.result()
+
+
+def _train_after(needed: list[Future], stage: str, *args) -> None:
+    for future in needed:
+        future.result()
+    train_stage(stage, *args)
+
+
 def held_out_sounds(paths: DemoPaths) -> dict[str, Path]:
     """One test-split clip per category (the DataModule's default split): its sound drives
     that category's demo video."""
@@ -152,6 +173,7 @@ def generate_videos(paths: DemoPaths, sounds: dict[str, Path]) -> list[Path]:
         video = paths.videos / f"{category}.mp4"
         if not video.exists():
             _log(f"generating {video} from the sound of {sound}")
+            # at the trajectory's training frame rate (the synthetic clips' 15 fps)
             generate_video(sound, paths.checkpoint("generator"), video, seed=index)
         written.append(video)
     return written
@@ -197,7 +219,7 @@ def evaluate(paths: DemoPaths, image_size: int, num_videos: int) -> None:
             "--audio-encoder",
             str(paths.checkpoint("align")),
             "--clip",
-            "tiny",
+            str(paths.checkpoint("clip")),
             "--num-videos",
             str(num_videos),
             "--resolution",
@@ -228,8 +250,7 @@ def run_demo(
             staging, clips_per_category=clips_per_category, seconds=seconds, size=image_size
         )
         staging.rename(paths.synth)
-    for stage in STAGE_INPUTS:
-        train_stage(stage, paths, image_size, max_steps)
+    train_stages(paths, image_size, max_steps)
     sounds = held_out_sounds(paths)
     videos = generate_videos(paths, sounds)
     write_contact_sheet(videos, paths.contact_sheet)

@@ -518,7 +518,7 @@ def generate_video(
     audio_path: str | os.PathLike,
     checkpoint: str | os.PathLike,
     out: str | os.PathLike,
-    fps: float = 30.0,
+    fps: float | None = None,
     seed: int | None = None,
     image: str | os.PathLike | None = None,
     category: str | None = None,
@@ -535,10 +535,12 @@ def generate_video(
 ) -> Path:
     """Generate the video of a sound file and write it to `out` (mp4 with the sound); returns it.
 
-    `seed` None starts from the first window's sound latent (noise then uses seed 0); see the
-    module doc for the pipeline. `frames_dir` also gets every frame as PNG, `gif` an animated
-    GIF. Nothing is left at `out` or `gif` when anything fails. Every input and output is
-    checked before the models load, so a mistake costs no loading time.
+    `fps` None is the trajectory's training frame rate (the checkpoint's `1 / window_seconds`),
+    where motion lands exactly on the frames the net stepped; `seed` None starts from the first
+    window's sound latent (noise then uses seed 0); see the module doc for the pipeline.
+    `frames_dir` also gets every frame as PNG, `gif` an animated GIF. Nothing is left at `out`
+    or `gif` when anything fails. Every input and output is checked before the models load, so
+    a mistake costs no loading time.
     """
     from sgvideo.edit import read_image  # edit builds on this module
 
@@ -549,7 +551,8 @@ def generate_video(
         {"--audio": audio_path, "--image": image, "--checkpoint": checkpoint},
     )
     frames_dir = None if frames_dir is None else check_frames_dir(frames_dir)
-    check_fps(fps)
+    if fps is not None:
+        check_fps(fps)
     ExponentialSmoother(smoothing)
     sound = read_audio(audio_path)
     rgb = None if image is None else read_image(image)
@@ -557,6 +560,7 @@ def generate_video(
         checkpoint, resolve_device(device), batch_size, generator_path, inversion_path
     )
     wave = sound.at(pipeline.sample_rate)
+    fps = pipeline.step_rate if fps is None else fps
     rng_seed = 0 if seed is None else seed
     with seeded(rng_seed):
         w0 = start_latent(
@@ -617,7 +621,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--audio", required=True, help="sound file (wav/flac/mp3/ogg, or a video's sound track)")
     add("--checkpoint", required=True, help="stage-2 checkpoint (sgvideo generator fit)")
     add("--out", required=True, help="output video (.mp4); its folder must exist")
-    add("--fps", type=float, default=30.0, help=f"frames per second (default 30, max {MAX_FPS:g})")
+    add(
+        "--fps",
+        type=float,
+        default=None,
+        help=f"frames per second, at most {MAX_FPS:g} (default: the rate stage 2 was trained at)",
+    )
     start = parser.add_mutually_exclusive_group()
     start.add_argument(
         "--seed",
