@@ -26,7 +26,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from sgvideo.models.stylegan2 import Generator, ModulatedConv2d
+from sgvideo.models.stylegan2 import Generator
+from sgvideo.models.stylegan2_layers import ModulatedConv2d
 
 SIZE = 256
 # (label, modconv, precision, channels_last); the first is the baseline of every comparison

@@ -22,10 +22,11 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset
 
+from sgvideo.checkpoints.stylegan2 import save_rosinality_checkpoint
 from sgvideo.lit.trajectory import TrajectoryGAN
 from sgvideo.models.audio_encoder import AudioEncoder
 from sgvideo.models.inversion_encoder import ENCODER_CONFIG_KEY, SoundInversionEncoder
-from sgvideo.models.stylegan2 import Generator, save_rosinality_checkpoint
+from sgvideo.models.stylegan2 import Generator
 
 FRAMES, CLIP_SECONDS = 6, 2.0
 DEMO = dict(

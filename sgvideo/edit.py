@@ -37,6 +37,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from sgvideo.audio import read_audio, segment_for_frames
+from sgvideo.checkpoints.stylegan2 import load_generator
 from sgvideo.errors import describe, reports_user_errors
 from sgvideo.files import (
     atomic_path,
@@ -59,7 +60,7 @@ from sgvideo.models.audio_encoder import load_audio_encoder
 from sgvideo.models.clip_model import clip_image_embed, clip_text_embed, load_clip
 from sgvideo.models.inversion_encoder import load_inversion_encoder
 from sgvideo.models.latents import parse_groups, style_groups
-from sgvideo.models.stylegan2 import Generator, load_generator
+from sgvideo.models.stylegan2 import Generator
 from sgvideo.video_io import VideoWriter, iter_frames, probe_video
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")

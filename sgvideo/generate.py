@@ -43,10 +43,11 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from sgvideo.audio import LogMel, read_audio, resample, segment_for_frames
+from sgvideo.checkpoints.stylegan2 import load_generator
 from sgvideo.errors import reports_user_errors
 from sgvideo.files import atomic_path, check_output_file, refuse_overwriting_inputs
 from sgvideo.models.inversion_encoder import SoundInversionEncoder, load_inversion_encoder
-from sgvideo.models.stylegan2 import Generator, load_generator
+from sgvideo.models.stylegan2 import Generator
 from sgvideo.models.trajectory import TrajectoryGenerator, frame_audio_features
 from sgvideo.video_io import VideoWriter
 

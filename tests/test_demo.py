@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sgvideo.checkpoints import read_stage_checkpoint
+from sgvideo.checkpoints.stylegan2 import load_generator
 from sgvideo.data.synth import CATEGORIES
-from sgvideo.lit.checkpointing import read_stage_checkpoint
 from sgvideo.models.clip_model import load_clip
-from sgvideo.models.stylegan2 import load_generator
 
 pytestmark = pytest.mark.slow
 

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from sgvideo.checkpoints.stylegan2 import load_generator
 from sgvideo.cli import main as cli_main
 from sgvideo.edit import (
     EditSettings,
@@ -25,7 +26,6 @@ from sgvideo.edit import (
 from sgvideo.generate import frames_to_uint8, seed_latent
 from sgvideo.models.clip_model import clip_image_embed, clip_text_embed, load_clip
 from sgvideo.models.latents import style_groups
-from sgvideo.models.stylegan2 import load_generator
 from sgvideo.video_io import read_frames, write_video
 from tests.test_generate import noise_wave, probe_streams, write_wav
 

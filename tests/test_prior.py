@@ -14,12 +14,13 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from sgvideo import cli
+from sgvideo.checkpoints import read_stage_checkpoint
+from sgvideo.checkpoints.stylegan2 import load_generator
 from sgvideo.data.images import (
     ImageFolderDataModule,
     LandscapeFramesDataModule,
     images_from_batch,
 )
-from sgvideo.lit.checkpointing import read_stage_checkpoint
 from sgvideo.lit.prior import StyleGAN2Prior
 from sgvideo.losses_gan import (
     d_logistic_loss,
@@ -32,7 +33,7 @@ from sgvideo.losses_gan import (
     r1_penalty,
     sample_w_plus,
 )
-from sgvideo.models.stylegan2 import Discriminator, Generator, load_generator
+from sgvideo.models.stylegan2 import Discriminator, Generator
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo" / "prior.yaml"
 TINY = dict(size=32, style_dim=32, n_mlp=2, channel_multiplier=1, channel_max=32)

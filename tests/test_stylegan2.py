@@ -11,17 +11,13 @@ import torch
 import torch.nn.functional as F
 from einops import repeat
 
-from sgvideo.models.stylegan2 import (
-    Discriminator,
-    Generator,
-    ModulatedConv2d,
-    ToRGB,
-    channel_table,
+from sgvideo.checkpoints.stylegan2 import (
     load_discriminator,
     load_generator,
-    make_kernel,
     save_rosinality_checkpoint,
 )
+from sgvideo.models.stylegan2 import Discriminator, Generator, channel_table
+from sgvideo.models.stylegan2_layers import ModulatedConv2d, ToRGB, make_kernel
 from tests.fixtures.models import TINY_DISCRIMINATOR, TINY_GENERATOR, make_tiny_models
 
 FORMATS = Path(__file__).parents[2] / "shared" / "formats"

@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from torchvision.utils import make_grid, save_image
 
 from sgvideo.audio import LogMel, window_length
+from sgvideo.checkpoints.stylegan2 import load_generator
 from sgvideo.files import atomic_path
 from sgvideo.lit.checkpointing import StageCheckpointMixin
 from sgvideo.lit.mixins import FrozenEvalMixin, RngStateMixin
@@ -40,7 +41,6 @@ from sgvideo.models.clip_model import (
 )
 from sgvideo.models.discriminators import ImageDiscriminator
 from sgvideo.models.inversion_encoder import ENCODER_CONFIG_KEY, SoundInversionEncoder
-from sgvideo.models.stylegan2 import load_generator
 
 LOSS_NAMES = ("audio", "text", "frame", "latent", "adv")
 

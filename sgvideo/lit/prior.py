@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from torchvision.utils import save_image
 
+from sgvideo.checkpoints.stylegan2 import save_rosinality_checkpoint
 from sgvideo.data.images import images_from_batch
 from sgvideo.lit.checkpointing import StageCheckpointMixin
 from sgvideo.losses_gan import (
@@ -30,7 +31,7 @@ from sgvideo.losses_gan import (
     r1_penalty,
     sample_w_plus,
 )
-from sgvideo.models.stylegan2 import Discriminator, Generator, save_rosinality_checkpoint
+from sgvideo.models.stylegan2 import Discriminator, Generator
 
 SAMPLE_SEED = 1234
 

@@ -23,7 +23,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint
 
 from sgvideo.audio import LogMel, segment_for_frames
-from sgvideo.lit.checkpointing import StageCheckpointMixin, read_stage_checkpoint, submodule_state
+from sgvideo.checkpoints import read_stage_checkpoint, submodule_state
+from sgvideo.checkpoints.stylegan2 import load_generator
+from sgvideo.lit.checkpointing import StageCheckpointMixin
 from sgvideo.lit.mixins import FrozenEvalMixin, RngStateMixin
 from sgvideo.losses import (
     cosine_distance,
@@ -41,7 +43,6 @@ from sgvideo.models.clip_model import (
 )
 from sgvideo.models.discriminators import ImageDiscriminator, VideoDiscriminator
 from sgvideo.models.inversion_encoder import load_inversion_encoder
-from sgvideo.models.stylegan2 import load_generator
 from sgvideo.models.trajectory import TrajectoryGenerator, frame_audio_features
 from sgvideo.video_io import write_video
 

@@ -18,8 +18,8 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.models import resnet18
 
+from sgvideo.checkpoints import check_stage, submodule_state
 from sgvideo.files import read_torch_file, require_file
-from sgvideo.lit.checkpointing import check_stage, submodule_state
 
 
 class AudioEncoder(nn.Module):

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sgvideo.lit.checkpointing import read_stage_checkpoint, submodule_state
+from sgvideo.checkpoints import read_stage_checkpoint, submodule_state
 from sgvideo.models.latents import GROUP_NAMES, style_groups
 
 ENCODER_CONFIG_KEY = "sgvideo_encoder_config"
