@@ -4,7 +4,7 @@ A synthetic dataset (real h264 + AAC mp4 files) is written to a temporary folder
 Both paths build the same training item (a random 2 s window, 6 frames, their audio windows
 and log-mel at the default settings) in one process, no DataLoader workers:
 - cache: memory-mapped frames.npy / audio.npy of the entry (what `LandscapeDataModule` does);
-- decode: `decode_clip` on the mp4 (PyAV video decode + resize, `load_audio`), then the window.
+- decode: `resampled_frames` on the mp4 (PyAV decode + resize) and `load_audio`, then the window.
 Each path runs in a fresh process so that its peak RSS is its own.
 Goal: loading from the cache is at least 10x faster. The log-mel (same cost on both paths) is
 timed separately: the "item" rows include it.
@@ -35,12 +35,13 @@ def _peak_rss_mib() -> float:
 
 def _measure(mode: str, root: str, cache: str, size: int, items: int) -> dict:
     """Run in a fresh process: load and full-item rates and this process's peak RSS."""
+    import numpy as np
     import torch
 
-    from sgvideo.audio import LogMel
+    from sgvideo.audio import LogMel, load_audio
     from sgvideo.data.datamodule import LandscapeDataModule
     from sgvideo.data.dataset import ClipDataset, cut_window
-    from sgvideo.data.decode import decode_clip
+    from sgvideo.data.decode import resampled_frames
 
     torch.set_num_threads(1)
     datamodule = LandscapeDataModule(
@@ -55,7 +56,8 @@ def _measure(mode: str, root: str, cache: str, size: int, items: int) -> dict:
     def arrays(clip):
         if mode == "cache":
             return clip.load_frames(), clip.load_audio()
-        return decode_clip(clip.path, size, CACHE_FPS, SAMPLE_RATE)
+        frames = np.stack(list(resampled_frames(clip.path, size, CACHE_FPS)))
+        return frames, load_audio(clip.path, SAMPLE_RATE).numpy()
 
     load_s = mel_s = 0.0
     for i in range(-1, items):  # i = -1 warms up (imports, first file opens)

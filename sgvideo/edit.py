@@ -202,11 +202,6 @@ def apply_direction(
     return torch.where(mask, w + strength * direction, w)
 
 
-def edit_latent(w: Tensor, w_sound: Tensor, groups: str | Sequence[str], strength: float) -> Tensor:
-    """Move w toward the sound latent on the chosen groups: w + strength * (w_sound - w)."""
-    return apply_direction(w, w_sound - w, groups, strength)
-
-
 def check_mix(mix: float) -> None:
     if not 0.0 <= mix <= 1.0:
         raise ValueError(f"mix must be in [0, 1], got {mix}")

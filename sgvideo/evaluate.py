@@ -218,19 +218,12 @@ def _folder_set(args, folder: str, real: bool) -> VideoSet:
 
 
 def checkpoint_generator(checkpoint: str, device: str) -> VideoGenerator:
-    """The stage-2 model as a VideoGenerator, from `sgvideo.generate.load_video_generator`.
+    """The stage-2 model as a VideoGenerator: `SoundToVideo`, a callable(waveform "samples"
+    float32, sample_rate, fps, seed) -> frames "t 3 h w" in [-1, 1], one frame per 1 / fps of
+    sound. Imported here: the stage-2 model needs Lightning, which folder-only runs do not."""
+    from sgvideo.generate import SoundToVideo
 
-    Expected: `load_video_generator(checkpoint, device) -> callable(waveform "samples" float32,
-    sample_rate, fps, seed) -> frames "t 3 h w" in [-1, 1]`, one frame per 1 / fps of sound.
-    """
-    try:
-        from sgvideo.generate import load_video_generator
-    except ImportError as error:
-        raise EvaluationError(
-            "evaluating a checkpoint needs sgvideo.generate.load_video_generator, which this "
-            "installation lacks: generate the videos with `sgvideo generate` and pass --generated"
-        ) from error
-    return load_video_generator(checkpoint, device=device)
+    return SoundToVideo.from_checkpoint(checkpoint, device=device)
 
 
 def check_generated_source(args, generator: VideoGenerator | None) -> None:

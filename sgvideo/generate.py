@@ -393,11 +393,6 @@ class _Keyframes:
         return self.rows[lower - self.first], self.rows[upper - self.first]
 
 
-def load_video_generator(checkpoint: str | os.PathLike, device: str = "cpu") -> SoundToVideo:
-    """The stage-2 checkpoint as `sgvideo evaluate`'s VideoGenerator (see `SoundToVideo`)."""
-    return SoundToVideo.from_checkpoint(checkpoint, device=device)
-
-
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Seed torch's global RNGs inside the block, leaving the caller's RNG state untouched."""

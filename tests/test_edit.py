@@ -17,7 +17,6 @@ from sgvideo.edit import (
     SoundEditor,
     apply_direction,
     clip_guided_refine,
-    edit_latent,
     mix_embeddings,
     project_image,
     render,
@@ -71,10 +70,10 @@ def test_projection_warm_start_and_shape_checks(generator) -> None:
 # ---------------------------------------------------------------------------- latent edits
 
 
-def test_edit_latent_moves_only_the_chosen_groups() -> None:
+def test_apply_direction_moves_only_the_chosen_groups() -> None:
     g = torch.Generator().manual_seed(0)
     w, w_sound = torch.randn(2, 8, 32, generator=g).unbind(0)
-    edited = edit_latent(w, w_sound, "coarse,fine", 0.5)
+    edited = apply_direction(w, w_sound - w, "coarse,fine", 0.5)
     assert unchanged_groups(w, edited) == {"coarse": False, "mid": True, "fine": False}
     layers = style_groups(8)
     for name in ("coarse", "fine"):
@@ -82,13 +81,13 @@ def test_edit_latent_moves_only_the_chosen_groups() -> None:
             edited[layers[name]], 0.5 * (w[layers[name]] + w_sound[layers[name]])
         )
     torch.testing.assert_close(
-        edit_latent(w, w_sound, ["mid"], 1.0)[layers["mid"]], w_sound[layers["mid"]]
+        apply_direction(w, w_sound - w, ["mid"], 1.0)[layers["mid"]], w_sound[layers["mid"]]
     )
     batch = apply_direction(torch.stack([w, w]), torch.ones(2, 8, 32), "mid", 2.0)
     torch.testing.assert_close(batch[:, layers["mid"]], (w[layers["mid"]] + 2.0).expand(2, 3, 32))
     assert torch.equal(batch[:, :3], w[:3].expand(2, 3, 32))
     with pytest.raises(ValueError, match="style groups must be among"):
-        edit_latent(w, w_sound, "coarse,middle", 0.5)
+        apply_direction(w, w_sound - w, "coarse,middle", 0.5)
 
 
 def test_clip_refinement_lowers_the_loss_on_the_chosen_groups_only(generator) -> None:

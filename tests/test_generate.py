@@ -21,7 +21,6 @@ from sgvideo.generate import (
     SoundToVideo,
     frames_to_uint8,
     generate_video,
-    load_video_generator,
     seed_latent,
     seeded,
 )
@@ -309,7 +308,7 @@ def test_image_start_projects_the_image(generator_ckpt, tmp_path) -> None:
 
 
 def test_evaluate_interface(generator_ckpt) -> None:
-    generate = load_video_generator(generator_ckpt)
+    generate = SoundToVideo.from_checkpoint(generator_ckpt)
     wave = noise_wave(0.9)[::2].contiguous()  # 22.05 kHz
     frames = generate(wave, 22050, 10.0, 7)
     assert frames.shape == (9, 3, 32, 32) and frames.dtype == torch.float32

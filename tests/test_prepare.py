@@ -14,7 +14,7 @@ import pytest
 from sgvideo.audio import load_audio
 from sgvideo.data import prepare as prepare_module
 from sgvideo.data.cache import CacheSettings, entry_dir, read_meta
-from sgvideo.data.decode import decode_clip
+from sgvideo.data.decode import resampled_frames
 from sgvideo.data.index import (
     Clip,
     assign_splits,
@@ -154,7 +154,8 @@ def test_decode_resamples_fps_and_crops_to_square(tmp_path: Path) -> None:
     frames[:, :, 24:40, 1] = 255  # a green band in the middle of the width
     sound = np.zeros(44100, np.float32)
     write_video(tmp_path / "v.mp4", frames, fps=24, audio=sound)
-    out, audio = decode_clip(tmp_path / "v.mp4", size=32, fps=12, sample_rate=16000)
+    out = np.stack(list(resampled_frames(tmp_path / "v.mp4", size=32, fps=12)))
+    audio = load_audio(tmp_path / "v.mp4", 16000).numpy()
     assert out.shape == (12, 32, 32, 3) and out.dtype == np.uint8
     assert np.abs(out[:, 16, 16, 0].astype(int) - (np.arange(12) * 2 + 1) * 10).max() <= 6
     # 64 px wide scaled by 32/48 -> 43 px, cropped to 32: the band (24..40 -> 16..27) moves

@@ -18,7 +18,6 @@ from sgvideo.checkpoints import read_stage_checkpoint
 from sgvideo.checkpoints.stylegan2 import load_generator
 from sgvideo.data.images import (
     ImageFolderDataModule,
-    LandscapeFramesDataModule,
     images_from_batch,
 )
 from sgvideo.lit.prior import StyleGAN2Prior
@@ -227,22 +226,6 @@ def test_image_folder_datamodule(tmp_path) -> None:
         ImageFolderDataModule(str(tmp_path / "empty"), batch_size=1).setup()
     with pytest.raises(FileNotFoundError, match="image folder not found"):
         ImageFolderDataModule(str(tmp_path / "missing")).setup()
-
-
-def test_landscape_frames_datamodule_serves_single_frames(synth_root, synth_cache) -> None:
-    dm = LandscapeFramesDataModule(
-        str(synth_root), str(synth_cache), image_size=32, batch_size=4, num_workers=0,
-        frame_stride=10,
-    )  # fmt: skip
-    dm.setup("fit")
-    loader = dm.train_dataloader()
-    clips = dm.split_clips("train")
-    assert len(loader.dataset) == sum(len(range(0, c.num_frames, 10)) for c in clips)
-    batch = next(iter(loader))
-    assert batch["image"].shape == (4, 3, 32, 32) and batch["category"].shape == (4,)
-    assert images_from_batch(batch) is batch["image"]
-    with pytest.raises(ValueError, match="frame_stride must be at least 1, got 0"):
-        LandscapeFramesDataModule(str(synth_root), str(synth_cache), frame_stride=0)
 
 
 def test_export_loads_strictly_and_reproduces_g_ema(tmp_path) -> None:

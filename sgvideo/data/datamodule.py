@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from sgvideo.audio import LogMel
 from sgvideo.data.cache import CachedClip, CacheSettings, entry_dir, read_meta
-from sgvideo.data.dataset import ClipDataset, FrameDataset
+from sgvideo.data.dataset import ClipDataset
 from sgvideo.data.index import (
     SPLITS,
     Clip,
@@ -197,11 +197,3 @@ class LandscapeDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.datasets["test"], shuffle=False)
-
-    def frames_dataloader(
-        self, split: str = "train", frame_stride: int = 1, hflip: bool = True
-    ) -> DataLoader:
-        """Single cached frames {"image": "b 3 h w", "category": "b"} of a split, shuffled for
-        training, for image-only models such as the StyleGAN2 prior."""
-        dataset = FrameDataset(self.split_clips(split), frame_stride=frame_stride, hflip=hflip)
-        return self._loader(dataset, shuffle=split == "train")

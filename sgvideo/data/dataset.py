@@ -117,31 +117,3 @@ class ClipDataset(Dataset):
             "category_name": clip.category_name,
             "path": clip.path,
         }
-
-
-class FrameDataset(Dataset):
-    """Single cached frames as {"image": "3 h w" in [-1, 1], "category": int}.
-
-    For image-only training (the StyleGAN2 prior): every `frame_stride`-th cached frame of
-    every clip, optionally mirrored with probability 1/2.
-    """
-
-    def __init__(self, clips: list[CachedClip], frame_stride: int = 1, hflip: bool = False) -> None:
-        if frame_stride < 1:
-            raise ValueError(f"frame_stride must be at least 1, got {frame_stride}")
-        self.clips = clips
-        self.hflip = hflip
-        self.items = [
-            (c, f) for c, clip in enumerate(clips) for f in range(0, clip.num_frames, frame_stride)
-        ]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        c, f = self.items[index]
-        clip = self.clips[c]
-        image = to_unit_range(clip.load_frames()[f])
-        if self.hflip and torch.rand(()).item() < 0.5:
-            image = image.flip(-1)
-        return {"image": image, "category": clip.category}

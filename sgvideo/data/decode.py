@@ -17,8 +17,6 @@ from pathlib import Path
 import av
 import numpy as np
 
-from sgvideo.audio import load_audio
-
 
 def _scaled_size(width: int, height: int, size: int) -> tuple[int, int]:
     """(width, height) with the shorter side equal to `size`, aspect ratio kept."""
@@ -105,11 +103,3 @@ def write_frames_npy(frames: Iterator[np.ndarray], path: str | os.PathLike) -> i
         handle.seek(0)
         handle.write(header)
     return count
-
-
-def decode_clip(
-    path: str | os.PathLike, size: int, fps: float, sample_rate: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The clip in memory as the cache stores it: frames "n size size 3" uint8, audio float32."""
-    audio = load_audio(path, sample_rate).numpy()
-    return np.stack(list(resampled_frames(path, size, fps))), audio

@@ -1,9 +1,8 @@
 """Still images for the StyleGAN2 prior: image DataModules and a batch adapter.
 
 The prior trains on single images "b 3 h w" in [-1, 1]. `images_from_batch` accepts what our
-DataModules yield: a plain tensor, a dict with "image" (ImageFolderDataModule,
-LandscapeFramesDataModule), or the landscape DataModule's clip batches with "frames"
-"b t 3 h w".
+DataModules yield: a plain tensor, a dict with "image" (ImageFolderDataModule), or the
+landscape DataModule's clip batches with "frames" "b t 3 h w".
 """
 
 from __future__ import annotations
@@ -19,8 +18,6 @@ from einops import rearrange
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-
-from sgvideo.data.datamodule import LandscapeDataModule
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -95,26 +92,6 @@ class ImageFolderDataModule(L.LightningDataModule):
             drop_last=True,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-        )
-
-
-class LandscapeFramesDataModule(LandscapeDataModule):
-    """The landscape dataset's cached frames one by one: training batches {"image": "b 3 h w",
-    "category": "b"}, every `frame_stride`-th frame of every training clip.
-
-    Same arguments as LandscapeDataModule (and the same cache), plus `frame_stride`; audio is
-    never loaded, so the prior trains faster than on clip windows. `batch_size` counts images.
-    """
-
-    def __init__(self, *args: Any, frame_stride: int = 1, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if frame_stride < 1:
-            raise ValueError(f"frame_stride must be at least 1, got {frame_stride}")
-        self.frame_stride = frame_stride
-
-    def train_dataloader(self) -> DataLoader:
-        return self.frames_dataloader(
-            "train", frame_stride=self.frame_stride, hflip=self.hparams.hflip
         )
 
 
