@@ -73,6 +73,22 @@ def test_frozen_audio_encoder_statistics_do_not_move(make, batch):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_layout_term_compares_area_averaged_thumbnails(make, batch):
+    module = make(layout_weight=2.0, layout_size=4, audio_weight=0.0, text_weight=0.0)
+    windows = flatten_windows(batch, 1)
+    fake, losses = module._losses(windows)
+    assert set(losses) == {"layout", "latent"}
+
+    def thumbnail(images):  # 32 px -> 4 x 4 means of 8 x 8 blocks
+        return images.unflatten(2, (4, 8)).unflatten(4, (4, 8)).mean(dim=(3, 5))
+
+    expected = (thumbnail(fake) - thumbnail(windows.frames)).square().mean()
+    torch.testing.assert_close(losses["layout"], expected)
+    assert module._total(losses).item() == pytest.approx(
+        2 * expected.item() + losses["latent"].item()
+    )
+
+
 # Without the audio term, no audio encoder is needed: the cheaper setting for mechanics tests.
 FRAME_ONLY = {"frame_weight": 1.0, "audio_weight": 0.0, "text_weight": 0.0}
 

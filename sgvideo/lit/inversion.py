@@ -6,6 +6,9 @@ latent; frame and adversarial are ours, off by default):
 - audio: 1 - cos(CLIP_img(G(w_a)), A(audio)), A the frozen stage-0 audio encoder;
 - text: 1 - cos(CLIP_img(G(w_a)), CLIP_txt(category prompt));
 - frame: 1 - cos(CLIP_img(G(w_a)), CLIP_img(the window's real frame));
+- layout: mean square difference of G(w_a) and the window's real frame, both area-averaged
+  to `layout_size` x `layout_size` pixels: the scene's colour layout, which the sound decides
+  (a small CLIP alone can be satisfied by off-manifold textures);
 - latent: mean of (w_a - w_avg)^2 (a mean square, like the authors' MSE regulariser);
 - adv: least-squares GAN loss of an image discriminator trained beside the encoder.
 Training samples are single windows: all `t` windows of each clip (or `windows_per_clip`
@@ -42,7 +45,7 @@ from sgvideo.models.clip_model import (
 from sgvideo.models.discriminators import ImageDiscriminator
 from sgvideo.models.inversion_encoder import ENCODER_CONFIG_KEY, SoundInversionEncoder
 
-LOSS_NAMES = ("audio", "text", "frame", "latent", "adv")
+LOSS_NAMES = ("audio", "text", "frame", "layout", "latent", "adv")
 
 
 class SoundInversion(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L.LightningModule):
@@ -57,8 +60,10 @@ class SoundInversion(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L.Lig
         categories: category names in label order (the CLI links them from the data).
         sample_rate, n_mels, n_fft, hop_length, window_seconds: audio settings (linked).
         prompt_template: text prompt of a category, "{}" is replaced by its name.
-        audio_weight, text_weight, frame_weight, latent_weight, adv_weight: loss weights; a
-            positive adv_weight adds an ImageDiscriminator (and manual optimisation).
+        audio_weight, text_weight, frame_weight, layout_weight, latent_weight, adv_weight: loss
+            weights; a positive adv_weight adds an ImageDiscriminator (and manual
+            optimisation).
+        layout_size: side of the thumbnails the layout term compares.
         lr, betas, weight_decay, gamma: AdamW (encoder and discriminator), per-epoch StepLR.
         windows_per_clip: train on this many random windows per clip (None: all).
         noise_mode: the generator's noise ("const", "random" or "none").
@@ -87,6 +92,8 @@ class SoundInversion(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L.Lig
         audio_weight: float = 1.0,
         text_weight: float = 1.0,
         frame_weight: float = 0.0,
+        layout_weight: float = 0.0,
+        layout_size: int = 8,
         latent_weight: float = 1.0,
         adv_weight: float = 0.0,
         lr: float = 5e-4,
@@ -165,6 +172,10 @@ class SoundInversion(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L.Lig
             with torch.no_grad():
                 real = clip_image_embed(self.clip, windows.frames)
             losses["frame"] = cosine_distance(image, real).mean()
+        if hp.layout_weight > 0:
+            size = hp.layout_size
+            real = F.adaptive_avg_pool2d(self._real_frames(windows), size)
+            losses["layout"] = F.mse_loss(F.adaptive_avg_pool2d(fake, size), real)
         if self.discriminator is not None:
             losses["adv"] = lsgan_g_loss(self.discriminator(fake))
         return fake, losses
