@@ -6,14 +6,14 @@ STAMP := $(VENV)/.sgvideo-installed
 ARGS ?=
 
 .PHONY: setup test test-fast lint bench demo synth-data train-clip train-prior train-align \
-        train-inversion train-generator evaluate clean
+        train-inversion train-generator evaluate app tensorboard clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,metrics]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,metrics,app]'
 	touch $(STAMP)
 
 test: setup
@@ -52,6 +52,12 @@ evaluate: setup
 
 demo: setup
 	$(BIN)/python -m sgvideo.demo $(ARGS)
+
+app: setup
+	$(BIN)/sgvideo app $(ARGS)
+
+tensorboard: setup
+	$(BIN)/tensorboard --logdir outputs --host 127.0.0.1 $(ARGS)
 
 clean:
 	rm -rf outputs lightning_logs .pytest_cache

@@ -51,6 +51,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "edit-video": ("sgvideo.edit:edit_video_main", "edit a video with a sound"),
     "evaluate": ("sgvideo.evaluate:main", "does the video follow its sound; FID, FVD, AV-Align"),
     "judge": ("sgvideo.judge:main", "fit the frame judge on a dataset's real training frames"),
+    "app": ("sgvideo.app:main", "a browser app: sound to video, edit an image, sound + text"),
 }
 
 
