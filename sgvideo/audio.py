@@ -14,7 +14,6 @@ Conventions (shared by training, generation and the metrics):
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 from collections.abc import Iterator
@@ -220,8 +219,9 @@ def window_length(sample_rate: int, window_s: float) -> int:
 
 
 def frame_count(num_samples: int, sample_rate: int, fps: float) -> int:
-    """Frames needed to cover `num_samples` of audio at `fps` (the last one may be partial)."""
-    return max(1, math.ceil(num_samples * fps / sample_rate - 1e-9))
+    """The frames of a video of `num_samples` of audio at `fps`: round(duration x fps), at least
+    one (what `sgvideo generate` writes and the metrics expect)."""
+    return max(1, round(num_samples * fps / sample_rate))
 
 
 def frame_centers(

@@ -26,124 +26,44 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
-import av
 import numpy as np
 import torch
-from einops import rearrange, repeat
 from PIL import Image
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm import tqdm
 
-from sgvideo.audio import LogMel, read_audio, resample, segment_for_frames
+from sgvideo.audio import frame_count, read_audio, resample, segment_for_frames
 from sgvideo.checkpoints.stylegan2 import load_generator
 from sgvideo.errors import reports_user_errors
-from sgvideo.files import atomic_path, check_output_file, refuse_overwriting_inputs
-from sgvideo.models.inversion_encoder import SoundInversionEncoder, load_inversion_encoder
+from sgvideo.files import refuse_overwriting_inputs
+from sgvideo.inference.latents import seed_latent
+from sgvideo.inference.media import (
+    MAX_FPS,
+    VIDEO_SUFFIXES,
+    GifWriter,
+    check_fps,
+    check_frames_dir,
+    check_output_path,
+    image_tensor,
+    muxable_audio,
+    read_image,
+    resolve_device,
+    seeded,
+)
+from sgvideo.inference.projection import project_image
+from sgvideo.inference.sound import ExponentialSmoother, SoundInverter
+from sgvideo.models.inversion_encoder import load_inversion_encoder
 from sgvideo.models.stylegan2 import Generator
 from sgvideo.models.trajectory import TrajectoryGenerator, frame_audio_features
+from sgvideo.pixels import frames_to_uint8
 from sgvideo.video_io import VideoWriter
 
-AUDIO_KEYS = ("sample_rate", "n_mels", "n_fft", "hop_length", "window_seconds")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
-MUX_FALLBACK_RATE = 44100
-MAX_FPS = 240.0  # a bound on the work one command can ask for (--fps 1e9: 3e9 frames)
 DEFAULT_SMOOTHING = 0.0
-
-
-class SoundInverter(nn.Module):
-    """Stage 1 at inference: audio windows -> sound latents w_a = w_avg + E(log-mel).
-
-    The mel settings are the ones the encoder was trained with (a checkpoint's hparams).
-    """
-
-    def __init__(
-        self,
-        encoder: SoundInversionEncoder,
-        w_avg: Tensor,
-        sample_rate: int,
-        n_mels: int,
-        n_fft: int,
-        hop_length: int,
-        window_seconds: float,
-    ) -> None:
-        super().__init__()
-        if encoder.n_mels != n_mels:
-            raise ValueError(
-                f"the encoder reads {encoder.n_mels} mel bins, the settings say {n_mels}"
-            )
-        self.encoder = encoder.eval().requires_grad_(False)
-        self.register_buffer("w_avg", w_avg.detach().reshape(-1).clone())
-        self.mel = LogMel(sample_rate, n_fft, hop_length, n_mels)
-        self.sample_rate = int(sample_rate)
-        self.window_seconds = float(window_seconds)
-
-    @classmethod
-    def from_hparams(
-        cls, encoder: SoundInversionEncoder, w_avg: Tensor, hparams: Mapping[str, Any]
-    ) -> SoundInverter:
-        missing = [key for key in AUDIO_KEYS if key not in hparams]
-        if missing:
-            raise ValueError(f"the checkpoint's hyper-parameters lack the audio settings {missing}")
-        return cls(encoder, w_avg, **{key: hparams[key] for key in AUDIO_KEYS})
-
-    @torch.no_grad()
-    def forward(self, windows: Tensor) -> Tensor:
-        """Audio windows "b samples" -> sound latents "b n_latent style_dim"."""
-        windows = windows.to(self.w_avg.device)
-        return self.w_avg + self.encoder(self.mel(windows)).float()
-
-    def for_frames(self, wave: Tensor, fps: float, first: int, count: int) -> Tensor:
-        """Sound latents of frames first .. first + count - 1 of a video at `fps`: "t n s"."""
-        windows = segment_for_frames(
-            wave, self.sample_rate, count, fps, self.window_seconds, first_frame=first
-        )
-        return self(windows)
-
-
-class ExponentialSmoother:
-    """w_s^t = smoothing * w_s^{t-1} + (1 - smoothing) * w^t over chunks "t ...", w_s^0 = w^0."""
-
-    def __init__(self, smoothing: float) -> None:
-        if not 0.0 <= smoothing < 1.0:
-            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-        self.smoothing = smoothing
-        self.previous: Tensor | None = None
-
-    def __call__(self, chunk: Tensor) -> Tensor:
-        out = torch.empty_like(chunk)
-        for i, w in enumerate(chunk):
-            if self.previous is not None:
-                w = self.smoothing * self.previous + (1.0 - self.smoothing) * w
-            out[i] = self.previous = w
-        return out
-
-
-def frames_to_uint8(frames: Tensor) -> np.ndarray:
-    """Frames "t 3 h w" in [-1, 1] -> "t h w 3" uint8, round half up of (x + 1) * 127.5 (as the
-    metrics quantise)."""
-    pixels = (frames.detach() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    return np.ascontiguousarray(rearrange(pixels, "t c h w -> t h w c").cpu().numpy())
-
-
-@torch.no_grad()
-def seed_latent(generator: Generator, seed: int, truncation: float = 0.7) -> Tensor:
-    """A random W+ latent "n s": mapping(z ~ N(0, I) seeded), truncated toward w_avg."""
-    z = torch.randn(1, generator.style_dim, generator=torch.Generator().manual_seed(seed))
-    w = generator.truncate(generator.mapping(z.to(generator.w_avg.device)), truncation)
-    return repeat(w[0], "s -> n s", n=generator.n_latent)
-
-
-def frame_count(num_samples: int, sample_rate: int, fps: float) -> int:
-    """round(duration x fps) frames, at least one."""
-    return max(1, round(num_samples * fps / sample_rate))
 
 
 class SoundToVideo:
@@ -393,91 +313,6 @@ class _Keyframes:
         return self.rows[lower - self.first], self.rows[upper - self.first]
 
 
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch's global RNGs inside the block, leaving the caller's RNG state untouched."""
-    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
-        torch.manual_seed(seed)
-        yield
-
-
-# ---------------------------------------------------------------------------- outputs
-
-
-def check_output_path(path: str | os.PathLike, suffixes: tuple[str, ...], what: str) -> Path:
-    """An output file path with one of `suffixes` that can be written (`check_output_file`)."""
-    path = Path(path).expanduser()
-    if path.suffix.lower() not in suffixes:
-        raise ValueError(f"{what} {path} must end in one of {', '.join(suffixes)}")
-    return check_output_file(path, what)
-
-
-def check_frames_dir(path: str | os.PathLike) -> Path:
-    """A folder for the PNG frames: it may not exist yet, but nothing on its way is a file."""
-    path = Path(path).expanduser()
-    for folder in (path, *path.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise ValueError(f"--frames-dir {path}: {folder} is a file, not a folder")
-            return path
-    return path
-
-
-def check_fps(fps: float) -> float:
-    """`fps` if it is a finite rate in (0, MAX_FPS]."""
-    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
-        raise ValueError(f"--fps must be in (0, {MAX_FPS:g}] frames per second, got {fps}")
-    return fps
-
-
-def resolve_device(device: str) -> torch.device:
-    """`device` as a torch device; a clear error when CUDA is asked for but missing."""
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as error:
-        raise ValueError(f"unknown device {device!r}: {error}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine")
-    return resolved
-
-
-def muxable_audio(wave: Tensor, sample_rate: int) -> tuple[Tensor, int]:
-    """The waveform at a rate AAC can store: as is, or resampled to 44.1 kHz."""
-    if sample_rate in (av.Codec("aac", "w").audio_rates or ()):
-        return wave, sample_rate
-    return resample(wave, sample_rate, MUX_FALLBACK_RATE), MUX_FALLBACK_RATE
-
-
-class GifWriter:
-    """An animated GIF written frame batch by frame batch (PyAV), atomically."""
-
-    def __init__(self, path: Path, fps: float, size: int) -> None:
-        self._stack = contextlib.ExitStack()
-        tmp = self._stack.enter_context(atomic_path(path))
-        self._container = av.open(str(tmp), "w", format="gif")
-        self._stack.callback(self._container.close)
-        self._fps = Fraction(fps).limit_denominator(1000)
-        self._stream = self._container.add_stream("gif", rate=self._fps)
-        self._stream.width = self._stream.height = size
-        self._stream.pix_fmt = "rgb8"
-        self._count = 0
-
-    def write(self, frames: np.ndarray) -> None:
-        for rgb in frames:
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts, frame.time_base = self._count, 1 / self._fps
-            self._container.mux(self._stream.encode(frame))
-            self._count += 1
-
-    def __enter__(self) -> GifWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self._container.mux(self._stream.encode(None))
-        self._stack.__exit__(exc_type, exc, tb)
-
-
 def start_latent(
     pipeline: SoundToVideo,
     wave: Tensor,
@@ -499,8 +334,6 @@ def start_latent(
     if len(given) > 1:
         raise ValueError(f"give at most one start: {' or '.join(given)}")
     if image is not None:
-        from sgvideo.edit import image_tensor, project_image  # edit builds on this module
-
         target = image_tensor(image, pipeline.size).to(pipeline.device)
         return project_image(pipeline.generator, target, steps=project_steps, progress=progress).w
     if category is not None:
@@ -538,8 +371,6 @@ def generate_video(
     or `gif` when anything fails. Every input and output is checked before the models load, so
     a mistake costs no loading time.
     """
-    from sgvideo.edit import read_image  # edit builds on this module
-
     out = check_output_path(out, VIDEO_SUFFIXES, "--out")
     gif = None if gif is None else check_output_path(gif, (".gif",), "--gif")
     refuse_overwriting_inputs(

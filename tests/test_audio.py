@@ -225,7 +225,8 @@ def test_window_length_and_frame_count():
     assert window_length(44100, 1 / 3) == 14700
     assert window_length(16000, 1e-9) == 1
     assert frame_count(44100, 44100, 30) == 30
-    assert frame_count(44101, 44100, 30) == 31
+    assert frame_count(44101, 44100, 30) == 30 and frame_count(45636, 44100, 30) == 31
+    assert frame_count(10, 44100, 30) == 1
     with pytest.raises(ValueError, match="window_s must be positive"):
         window_length(44100, 0)
 

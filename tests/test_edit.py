@@ -12,19 +12,17 @@ from torch.nn import functional as F
 
 from sgvideo.checkpoints.stylegan2 import load_generator
 from sgvideo.cli import main as cli_main
-from sgvideo.edit import (
+from sgvideo.inference.editing import (
     EditSettings,
     SoundEditor,
-    apply_direction,
     clip_guided_refine,
     mix_embeddings,
-    project_image,
-    render,
-    text_latent,
 )
-from sgvideo.generate import frames_to_uint8, seed_latent
+from sgvideo.inference.latents import apply_direction, clip_chosen_latents, render, seed_latent
+from sgvideo.inference.projection import project_image
 from sgvideo.models.clip_model import clip_image_embed, clip_text_embed, load_clip
 from sgvideo.models.latents import style_groups
+from sgvideo.pixels import frames_to_uint8
 from sgvideo.video_io import read_frames, write_video
 from tests.test_generate import noise_wave, probe_streams, write_wav
 
@@ -121,7 +119,7 @@ def test_text_and_sound_embeddings_mix_on_the_sphere() -> None:
 
 def test_text_latent_is_the_clip_nearest_sample(generator) -> None:
     clip = load_clip("tiny")
-    w = text_latent(generator, clip, "a photo of fire", samples=6, seed=3)
+    w = clip_chosen_latents(generator, clip, ["a photo of fire"], samples=6, seed=3)[0]
     z = torch.randn(6, 32, generator=torch.Generator().manual_seed(3))
     pool = generator.truncate(generator.mapping(z), 0.7)
     images = render(generator, pool[:, None].expand(6, 8, 32))
@@ -137,7 +135,7 @@ def test_sound_and_text_direction_mix(inversion_ckpt) -> None:
     settings = EditSettings(groups="fine", strength=0.8, text="a photo of rain", mix=0.25)
     settings.text_samples = 5
     edited = editor.edit(w, w_sound, None, settings, progress=False)
-    w_text = text_latent(g, editor.clip, "a photo of rain", samples=5)
+    w_text = clip_chosen_latents(g, editor.clip, ["a photo of rain"], samples=5)[0]
     direction = 0.75 * (w_sound - w) + 0.25 * (w_text - w)
     torch.testing.assert_close(edited, apply_direction(w, direction, "fine", 0.8))
     assert unchanged_groups(w, edited) == {"coarse": True, "mid": True, "fine": False}

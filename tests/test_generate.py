@@ -15,18 +15,14 @@ from PIL import Image
 
 from sgvideo.audio import load_audio, segment_for_frames
 from sgvideo.cli import main as cli_main
-from sgvideo.generate import (
-    ExponentialSmoother,
-    SoundInverter,
-    SoundToVideo,
-    frames_to_uint8,
-    generate_video,
-    seed_latent,
-    seeded,
-)
+from sgvideo.generate import SoundToVideo, generate_video
+from sgvideo.inference.latents import seed_latent
+from sgvideo.inference.media import seeded
+from sgvideo.inference.sound import ExponentialSmoother, SoundInverter
 from sgvideo.models.inversion_encoder import SoundInversionEncoder
 from sgvideo.models.stylegan2 import Generator
 from sgvideo.models.trajectory import TrajectoryGenerator
+from sgvideo.pixels import frames_to_uint8
 from sgvideo.video_io import read_frames
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,18 +13,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from einops import rearrange
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from sgvideo.audio import LogMel, segment_for_frames
 from sgvideo.data.cache import CachedClip
-
-
-def to_unit_range(frames: np.ndarray) -> Tensor:
-    """uint8 "... h w 3" -> float "... 3 h w" in [-1, 1]."""
-    tensor = torch.from_numpy(frames.astype(np.float32)) / 127.5 - 1.0
-    return rearrange(tensor, "... h w c -> ... c h w")
+from sgvideo.pixels import to_unit_range
 
 
 def window_frame_indices(

@@ -19,7 +19,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+from sgvideo.pixels import IMAGE_SUFFIXES
 
 
 def list_images(root: str | os.PathLike) -> list[Path]:

@@ -141,7 +141,7 @@ class SoundInversion(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L.Lig
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """Log-mel windows "n n_mels time" -> W+ latents "n n_latent style_dim"."""
-        return self.generator.w_avg + self.encoder(mel)
+        return self.encoder.sound_latents(mel, self.generator.w_avg)
 
     def _windows(self, batch: dict, windows_per_clip: int | None) -> Windows:
         return flatten_windows(batch, windows_per_clip, self.window_samples)

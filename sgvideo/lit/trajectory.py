@@ -15,7 +15,7 @@ from typing import Any, Literal
 import lightning as L
 import numpy as np
 import torch
-from einops import rearrange, repeat
+from einops import rearrange
 from PIL import Image
 from torch import Tensor
 from torch.nn import functional as F
@@ -25,6 +25,7 @@ from torch.utils.checkpoint import checkpoint
 from sgvideo.audio import LogMel, segment_for_frames
 from sgvideo.checkpoints import read_stage_checkpoint, submodule_state
 from sgvideo.checkpoints.stylegan2 import load_generator
+from sgvideo.inference.latents import clip_chosen_latents
 from sgvideo.lit.checkpointing import StageCheckpointMixin
 from sgvideo.lit.mixins import FrozenEvalMixin, RngStateMixin
 from sgvideo.losses import (
@@ -37,13 +38,13 @@ from sgvideo.models.audio_encoder import load_audio_encoder
 from sgvideo.models.clip_model import (
     clip_embed_dim,
     clip_image_embed,
-    clip_text_embed,
     load_clip,
     prompts_for,
 )
 from sgvideo.models.discriminators import ImageDiscriminator, VideoDiscriminator
 from sgvideo.models.inversion_encoder import load_inversion_encoder
 from sgvideo.models.trajectory import TrajectoryGenerator, frame_audio_features
+from sgvideo.pixels import to_uint8
 from sgvideo.video_io import write_video
 
 TRAJECTORY_CONFIG_KEY = "sgvideo_trajectory_config"
@@ -223,7 +224,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         )
         mel = self.mel(windows)
         flat = rearrange(mel, "b t m f -> (b t) m f")
-        w_a = self.generator.w_avg + self.inversion(flat).float()
+        w_a = self.inversion.sound_latents(flat, self.generator.w_avg)
         return mel, rearrange(w_a, "(b t) n s -> b t n s", b=waveform.shape[0])
 
     @torch.no_grad()
@@ -247,19 +248,12 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
 
         The same seeded pool of truncated latents serves every category (and every DDP rank).
         """
-        hp, g = self.hparams, self.generator
-        seeded = torch.Generator().manual_seed(hp.seed)
-        z = torch.randn(hp.text_init_samples, g.style_dim, generator=seeded).to(self.device)
-        w = g.truncate(g.mapping(z), hp.truncation)
-        embeds = torch.cat(
-            [
-                clip_image_embed(self.clip, g.synthesis(repeat(c, "b s -> b n s", n=g.n_latent)))
-                for c in w.split(TEXT_INIT_CHUNK)
-            ]
-        )
-        text = clip_text_embed(self.clip, prompts_for(hp.categories, hp.text_template))
-        best = (text @ embeds.T).argmax(dim=1)
-        return repeat(w[best], "c s -> c n s", n=g.n_latent)
+        hp = self.hparams
+        prompts = prompts_for(hp.categories, hp.text_template)
+        return clip_chosen_latents(
+            self.generator, self.clip, prompts, hp.text_init_samples, hp.truncation, hp.seed,
+            chunk=TEXT_INIT_CHUNK,
+        )  # fmt: skip
 
     def start_latent(self, w_a: Tensor, category: Tensor) -> Tensor:
         """w^0 "b n s": the first window's sound latent, or the category's CLIP-chosen start."""
@@ -431,7 +425,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "samples"
         out.mkdir(parents=True, exist_ok=True)
         pair = torch.stack([batch["frames"][0], fake[0]]).float()
-        pixels = ((pair.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+        pixels = to_uint8(pair).cpu()
         strip = rearrange(pixels, "r t c h w -> (r h) (t w) c").numpy()
         Image.fromarray(strip).save(out / f"{name}.png")
         for logger in self.loggers:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
-from sgvideo.metrics.pixels import to_uint8
+from sgvideo.pixels import to_uint8
 
 ONSET_SAMPLE_RATE = 22050  # librosa.load's default rate, which the reference relies on
 MIN_PEAK_FLOW = 0.1  # a flow maximum below this is noise of a static scene, not a peak

@@ -7,8 +7,8 @@ import os
 import torch
 from torch import nn
 
-from sgvideo.metrics.pixels import to_uint8
 from sgvideo.metrics.weights import I3D_TORCHSCRIPT
+from sgvideo.pixels import to_uint8
 
 
 class I3DFeatures(nn.Module):

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from sgvideo.audio import load_audio
 from sgvideo.data.index import VIDEO_EXTENSIONS
-from sgvideo.metrics.pixels import to_uint8
+from sgvideo.pixels import to_uint8, to_unit_range
 from sgvideo.video_io import probe_video, read_frames
 
 # (waveform "samples" float32, sample_rate, fps, seed) -> frames "t 3 h w" in [-1, 1], one frame
@@ -120,8 +120,7 @@ def generate_video(generator: VideoGenerator, sound: Video, seed: int) -> Video:
 def model_frames(frames: np.ndarray, resolution: int | None) -> torch.Tensor:
     """uint8 "t h w 3" -> "t 3 r r" in [-1, 1]: centre square crop, bilinear (antialiased)
     resize to `resolution`; None keeps the frames' own size (and shape)."""
-    x = rearrange(torch.from_numpy(np.array(frames)), "t h w c -> t c h w").float()
-    x = x / 127.5 - 1
+    x = to_unit_range(frames)
     if resolution is None:
         return x
     h, w = x.shape[-2:]

@@ -14,7 +14,7 @@ import torch
 from torchmetrics import Metric
 
 from sgvideo.data.synth import frame_loudness
-from sgvideo.metrics.pixels import to_uint8
+from sgvideo.pixels import to_uint8
 
 
 def frame_motion(frames: np.ndarray) -> np.ndarray:

@@ -146,6 +146,11 @@ class SoundInversionEncoder(nn.Module):
         ]
         return torch.stack(styles, dim=1)
 
+    def sound_latents(self, mel: torch.Tensor, w_avg: torch.Tensor) -> torch.Tensor:
+        """Stage 1: log-mel windows "b n_mels time" -> sound latents w_a = w_avg + E(mel)
+        "b n_latent style_dim", in w_avg's precision."""
+        return w_avg + self(mel).to(w_avg.dtype)
+
 
 def _upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
