@@ -19,6 +19,7 @@ import lightning as L
 import torch
 
 from sgvideo.audio import LogMel, window_length
+from sgvideo.lit import visuals
 from sgvideo.lit.checkpointing import StageCheckpointMixin
 from sgvideo.lit.mixins import FrozenEvalMixin, RngStateMixin
 from sgvideo.lit.windows import Windows, flatten_windows
@@ -140,7 +141,9 @@ class AudioCLIPAlignment(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L
             with torch.no_grad():
                 image = clip_image_embed(self.clip, windows.frames)
             losses["image"] = symmetric_info_nce(audio, image, scale, labels=windows.clip)
-        zero_shot = class_logits(audio, self.text_embeds, 1.0).argmax(dim=1) == windows.category
+        predicted = class_logits(audio, self.text_embeds, 1.0).argmax(dim=1)
+        self._predicted = (predicted.detach(), windows.category.detach())
+        zero_shot = predicted == windows.category
         losses["zero_shot_acc"] = zero_shot.float().mean()
         return losses
 
@@ -164,6 +167,15 @@ class AudioCLIPAlignment(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L
         losses["loss"] = self._total(losses)
         n = windows.audio.shape[0]
         self.log_dict({f"val/{k}": v for k, v in losses.items()}, batch_size=n, sync_dist=True)
+        counts = visuals.confusion_matrix(*self._predicted, len(self.text_embeds))
+        self._confusion = counts if batch_idx == 0 else self._confusion + counts
+
+    def on_validation_epoch_end(self) -> None:
+        """The zero-shot confusion matrix (this rank's windows; rows: true categories) as an
+        image for TensorBoard."""
+        if self.trainer.is_global_zero and getattr(self, "_confusion", None) is not None:
+            picture = visuals.confusion_image(self._confusion)
+            visuals.log_image(self, "val/zero_shot_confusion", picture)
 
     def configure_optimizers(self):
         hp = self.hparams

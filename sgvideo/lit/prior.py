@@ -16,10 +16,11 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor
-from torchvision.utils import save_image
+from torchvision.utils import make_grid, save_image
 
 from sgvideo.checkpoints.stylegan2 import save_rosinality_checkpoint
 from sgvideo.data.images import images_from_batch
+from sgvideo.lit import visuals
 from sgvideo.lit.checkpointing import StageCheckpointMixin
 from sgvideo.losses_gan import (
     d_logistic_loss,
@@ -213,7 +214,9 @@ class StyleGAN2Prior(StageCheckpointMixin, L.LightningModule):
         path.parent.mkdir(parents=True, exist_ok=True)
         images = self.sample()
         nrow = max(1, int(math.ceil(math.sqrt(images.shape[0]))))
-        save_image(images.float().cpu(), path, nrow=nrow, normalize=True, value_range=(-1, 1))
+        grid = make_grid(images.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
+        save_image(grid, path)
+        visuals.log_image(self, "samples", grid.permute(1, 2, 0), value_range=(0, 1))
         return path
 
     @torch.no_grad()
