@@ -94,6 +94,15 @@ def lsgan_g_loss(fake_pred: torch.Tensor) -> torch.Tensor:
     return (fake_pred - 1).square().mean()
 
 
+def layout_distance(fake: torch.Tensor, real: torch.Tensor, size: int) -> torch.Tensor:
+    """Mean square difference of `size` x `size` area-averaged thumbnails: "... 3 h w" x 2 -> "".
+
+    Compares the scenes' colour layout (sky, ground, a glow, a flash), not their texture.
+    """
+    thumbnail = lambda x: F.adaptive_avg_pool2d(x.flatten(0, -4), size)
+    return F.mse_loss(thumbnail(fake), thumbnail(real))
+
+
 def frame_motion(frames: torch.Tensor) -> torch.Tensor:
     """Per-frame motion: mean absolute difference to the previous frame, "b t c h w" -> "b t-1".
 

@@ -13,7 +13,8 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset
 
-from sgvideo.lit.trajectory import TrajectoryGAN, load_trajectory_checkpoint
+from sgvideo.lit.trajectory import TrajectoryGAN, load_trajectory_checkpoint, restarted
+from sgvideo.losses import layout_distance, motion_matching_loss
 from sgvideo.models.clip_model import clip_image_embed, clip_text_embed, prompts_for
 from sgvideo.models.inversion_encoder import (
     ENCODER_CONFIG_KEY,
@@ -282,6 +283,29 @@ def test_text_init_starts_from_the_latent_nearest_the_prompt(paths, tmp_path) ->
     restored = TrajectoryGAN.load_from_checkpoint(tmp_path / "last.ckpt")
     assert bool(restored.start_latents_ready)
     torch.testing.assert_close(restored.start_latents, starts)
+
+
+def test_restarts_take_another_clips_start_latent() -> None:
+    w0 = torch.arange(6.0).view(6, 1, 1).expand(6, 2, 3)
+    torch.manual_seed(0)
+    moved = restarted(w0, 1.0)
+    rows = moved[:, 0, 0].long()
+    assert (rows != torch.arange(6)).all()  # every clip starts elsewhere...
+    assert set(rows.tolist()) <= set(range(6))  # ...at another clip's start latent
+    torch.testing.assert_close(restarted(w0, 0.0), w0)
+    torch.testing.assert_close(restarted(w0[:1], 1.0), w0[:1])  # nothing else to start from
+
+
+def test_layout_and_motion_terms_compare_each_clip_with_its_real_clip(paths) -> None:
+    model = TrajectoryGAN(**model_kwargs(paths, layout_weight=2.0, motion_weight=0.5))
+    batch = next(iter(loader(paths, n=2)))
+    fake, w, w_a, w0, mel = model._generate(batch)
+    terms = model._generator_terms(fake, batch["frames"], w, w_a, w0, mel, all_terms=False)
+    assert terms["layout"][0] == 2.0 and terms["motion"][0] == 0.5
+    torch.testing.assert_close(terms["layout"][1], layout_distance(fake, batch["frames"], 8))
+    torch.testing.assert_close(terms["motion"][1], motion_matching_loss(fake, batch["frames"]))
+    terms["motion"][1].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.trajectory.parameters())
 
 
 def test_activation_checkpointing_gives_the_same_gradients(paths) -> None:

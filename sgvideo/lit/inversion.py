@@ -33,7 +33,7 @@ from sgvideo.files import atomic_path
 from sgvideo.lit.checkpointing import StageCheckpointMixin
 from sgvideo.lit.mixins import FrozenEvalMixin, RngStateMixin
 from sgvideo.lit.windows import Windows, flatten_windows
-from sgvideo.losses import cosine_distance, lsgan_d_loss, lsgan_g_loss
+from sgvideo.losses import cosine_distance, layout_distance, lsgan_d_loss, lsgan_g_loss
 from sgvideo.models.audio_encoder import load_audio_encoder
 from sgvideo.models.clip_model import (
     clip_embed_dim,
@@ -173,9 +173,7 @@ class SoundInversion(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L.Lig
                 real = clip_image_embed(self.clip, windows.frames)
             losses["frame"] = cosine_distance(image, real).mean()
         if hp.layout_weight > 0:
-            size = hp.layout_size
-            real = F.adaptive_avg_pool2d(self._real_frames(windows), size)
-            losses["layout"] = F.mse_loss(F.adaptive_avg_pool2d(fake, size), real)
+            losses["layout"] = layout_distance(fake, self._real_frames(windows), hp.layout_size)
         if self.discriminator is not None:
             losses["adv"] = lsgan_g_loss(self.discriminator(fake))
         return fake, losses

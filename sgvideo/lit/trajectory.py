@@ -30,6 +30,7 @@ from sgvideo.lit.checkpointing import StageCheckpointMixin
 from sgvideo.lit.mixins import FrozenEvalMixin, RngStateMixin
 from sgvideo.losses import (
     cosine_distance,
+    layout_distance,
     lsgan_d_loss,
     lsgan_g_loss,
     motion_matching_loss,
@@ -69,9 +70,12 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         adv_image * LSGAN(D_img) + adv_video * LSGAN(D_vid)
         + clip * mean_t [1 - cos(CLIP(frame_t), A(audio_t))]
         + latent * |w^t - w_a^t|^2 + anchor * |w^t - w^0|^2 + smooth * |w^t - w^{t-1}|^2
+        + layout * mean_t layout_distance(frame_t, real frame_t)
         + motion * motion_matching_loss(generated clip, real clip)
 
-    (squared terms are means over batch, frames and W+ entries; the motion term makes the
+    (squared terms are means over batch, frames and W+ entries; the layout term compares
+    `layout_size`-pixel thumbnails of each frame and its paired real frame, so a flash, a flare
+    or a brighter sky lands on the frame whose sound brought it; the motion term makes the
     frames that change most in the paired real clip the ones that change most in the
     generated clip). The start latent w^0 is the first window's sound latent
     (`init="audio"`) or, with `init="text"`, the authors' CLIP choice: among
@@ -97,7 +101,8 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         audio_features: feed each frame's own log-mel (averaged over time) to the GRUs.
         init, text_init_samples, text_template, truncation, seed: the start latent w^0.
         adv_image_weight, adv_video_weight, clip_weight, latent_weight, anchor_weight,
-            smooth_weight, motion_weight: loss weights (see above).
+            smooth_weight, layout_weight, motion_weight: loss weights (see above).
+        layout_size: side of the thumbnails the layout term compares.
         restart_prob: chance that a training clip starts from another clip's start latent.
         image_d_channels, video_d_channels: discriminator widths.
         lr, d_lr, betas, weight_decay, gamma: AdamW for the trajectory net (lr) and the
@@ -137,6 +142,8 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         latent_weight: float = 1.0,
         anchor_weight: float | None = None,
         smooth_weight: float = 0.0,
+        layout_weight: float = 0.0,
+        layout_size: int = 8,
         motion_weight: float = 1.0,
         restart_prob: float = 0.5,
         image_d_channels: int = 64,
@@ -329,6 +336,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             "latent": hp.latent_weight,
             "anchor": self.anchor_weight,
             "smooth": hp.smooth_weight if w.shape[1] > 1 else 0.0,
+            "layout": hp.layout_weight,
             "motion": hp.motion_weight if w.shape[1] > 2 else 0.0,
         }
         wanted = {name for name, weight in weights.items() if weight or all_terms}
@@ -348,6 +356,8 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             terms["anchor"] = F.mse_loss(w, w0.unsqueeze(1).expand_as(w))
         if "smooth" in wanted and w.shape[1] > 1:
             terms["smooth"] = F.mse_loss(w[:, 1:], w[:, :-1])
+        if "layout" in wanted:
+            terms["layout"] = layout_distance(fake, real, hp.layout_size)
         if "motion" in wanted and w.shape[1] > 2:
             terms["motion"] = motion_matching_loss(fake, real)
         return {name: (weights[name], value) for name, value in terms.items()}
@@ -420,7 +430,8 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         """Real (top) vs generated (bottom) frames of the batch's first clip: PNG strip + mp4.
 
         The mp4 shows the two clips side by side with the clip's sound; the strip also goes to
-        the loggers that take images (TensorBoard, Weights & Biases).
+        the loggers that take images (TensorBoard, Weights & Biases), and to TensorBoard the two
+        clips as a video (real | generated) and the clip's sound.
         """
         out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "samples"
         out.mkdir(parents=True, exist_ok=True)
@@ -428,12 +439,13 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         pixels = to_uint8(pair).cpu()
         strip = rearrange(pixels, "r t c h w -> (r h) (t w) c").numpy()
         Image.fromarray(strip).save(out / f"{name}.png")
-        for logger in self.loggers:
-            if hasattr(logger, "log_image"):
-                logger.log_image(key="samples", images=[strip], step=self.global_step)
-            elif hasattr(getattr(logger, "experiment", None), "add_image"):
-                logger.experiment.add_image("samples", strip, self.global_step, dataformats="HWC")
+        from sgvideo.lit import visuals  # here: the rest of this file is stage 2's model code
+
+        visuals.log_image(self, "samples", strip)
+        visuals.log_video(self, "samples/video", pixels, fps=1.0 / self.hparams.window_seconds)
         waveform = batch.get("waveform")
+        if waveform is not None:
+            visuals.log_audio(self, "samples/sound", waveform[0], self.hparams.sample_rate)
         write_video(
             out / f"{name}.mp4",
             np.ascontiguousarray(rearrange(pixels, "r t c h w -> t h (r w) c").numpy()),
