@@ -24,7 +24,7 @@ import torch
 from jsonargparse import ActionConfigFile, ArgumentParser
 from tqdm import tqdm
 
-from sgvideo.audio import LogMel, segment_for_frames
+from sgvideo.audio import LogMel, resample, segment_for_frames
 from sgvideo.errors import USER_ERRORS, reports_user_errors
 from sgvideo.files import require_file
 from sgvideo.judge import load_or_fit_judge
@@ -340,10 +340,7 @@ def audio_visual(args) -> AudioVisual:
 def frame_mels(av: AudioVisual, video: Video, picks: np.ndarray) -> torch.Tensor:
     """Log-mel of each evaluated frame's sound window (frames `picks`): "t n_mels time"."""
     wave = torch.from_numpy(np.array(video.audio, dtype=np.float32))
-    if video.sample_rate != av.sample_rate:
-        import torchaudio
-
-        wave = torchaudio.functional.resample(wave, video.sample_rate, av.sample_rate)
+    wave = resample(wave, video.sample_rate, av.sample_rate)
     first, span = int(picks[0]), int(picks[-1] - picks[0]) + 1
     windows = segment_for_frames(wave, av.sample_rate, span, video.fps, av.window_seconds, first)
     return av.logmel(windows[torch.from_numpy(picks - first)].to(av.device))
