@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
@@ -51,6 +50,7 @@ from sgvideo.inference.projection import project_image
 from sgvideo.inference.sound import ExponentialSmoother
 from sgvideo.models.clip_model import load_clip
 from sgvideo.pixels import IMAGE_SUFFIXES, frames_to_uint8
+from sgvideo.tool_cli import parse_function_args
 from sgvideo.video_io import VideoWriter, iter_frames, probe_video
 
 # ---------------------------------------------------------------------------- Python API
@@ -75,7 +75,27 @@ def edit_image(
 ) -> tuple[Path, Path]:
     """Edit an image (file, latent file or seed: exactly one) with a sound; writes the edited
     image to `out` and a before/after strip beside it (`<out stem>_strip.png`: [the input
-    image,] its reconstruction G(w), the edit). Returns both paths."""
+    image,] its reconstruction G(w), the edit). Returns both paths.
+
+    Args:
+        checkpoint: stage-1 inversion checkpoint.
+        audio: the sound that guides the edit.
+        out: edited image (.png/.jpg).
+        image: image file to project and edit.
+        latent: latent file from `sgvideo project`.
+        seed: edit a seeded random image.
+        truncation: truncation of the --seed latent.
+        project_steps: projection steps for --image.
+        save_latent_to: also write the edited latent (.pt); option --save-latent.
+        settings: the edit (options --groups, --strength, --text, --mix, --optimize-steps,
+            --lr, --l2-weight, --text-samples; see EditSettings).
+        device: cpu, cuda, ...
+        generator_path: StyleGAN2 .pt (default: the checkpoint's path); option --generator.
+        clip: CLIP weights or 'tiny' (default: the checkpoint's).
+        audio_encoder_path: stage-0 checkpoint (default: the checkpoint's); option
+            --audio-encoder.
+        progress: show progress bars (--no-progress: none).
+    """
     settings = settings or EditSettings()
     out = check_output_path(out, IMAGE_SUFFIXES, "--out")
     strip_path = out.with_name(f"{out.stem}_strip.png")
@@ -141,6 +161,23 @@ def edit_video(
     window centred on its timestamp (sound latents smoothed like `sgvideo generate`'s), and
     refined if asked (warm-started from the previous frame's edit). Frames are rendered at the
     generator's size and streamed to `out`; the audio is cut to the video's duration.
+
+    Args:
+        checkpoint: stage-1 inversion checkpoint.
+        video: input video.
+        audio: the sound that guides the edit.
+        out: output video (.mp4).
+        project_steps: projection steps for the first frame.
+        warm_steps: projection steps for the following frames.
+        smoothing: EMA weight of the previous sound latent.
+        settings: the edit (options --groups, --strength, --text, --mix, --optimize-steps,
+            --lr, --l2-weight, --text-samples; see EditSettings).
+        device: cpu, cuda, ...
+        generator_path: StyleGAN2 .pt (default: the checkpoint's path); option --generator.
+        clip: CLIP weights or 'tiny' (default: the checkpoint's).
+        audio_encoder_path: stage-0 checkpoint (default: the checkpoint's); option
+            --audio-encoder.
+        progress: show progress bars (--no-progress: none).
     """
     settings = settings or EditSettings()
     out = check_output_path(out, VIDEO_SUFFIXES, "--out")
@@ -179,195 +216,103 @@ def edit_video(
     return out
 
 
-# ---------------------------------------------------------------------------- command lines
+def project(
+    image: str | os.PathLike,
+    generator: str | os.PathLike,
+    out: str | os.PathLike,
+    steps: int = 200,
+    lr: float = 0.05,
+    clip: str | None = None,
+    clip_weight: float = 1.0,
+    preview: str | os.PathLike | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> list[Path]:
+    """Invert an image into StyleGAN2's W+ by optimisation; returns the files written.
 
-
-def _run(parser: argparse.ArgumentParser, argv: list[str] | None, action) -> int:
-    """Parse, run `action(args)` and print what it wrote."""
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as stop:
-        return int(stop.code or 0)
-    for path in action(args):
-        print(f"wrote {path}")
-    return 0
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("--device", default="cpu", help="cpu, cuda, ...")
-    add("--no-progress", action="store_true", help="no progress bars")
-
-
-def _add_edit_options(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("--audio", required=True, help="the sound that guides the edit")
-    add("--checkpoint", required=True, help="stage-1 inversion checkpoint")
-    add("--groups", default="coarse,mid,fine", help="style groups to edit, e.g. coarse,mid")
-    add("--strength", type=float, default=0.5, help="how far to move toward the sound latent")
-    add("--optimize-steps", type=int, default=0, help="CLIP-guided refinement steps (0: none)")
-    add("--lr", type=float, default=0.01, help="refinement learning rate")
-    add("--l2-weight", type=float, default=0.008, help="refinement tether to the unedited latent")
-    add("--text", default=None, help='mix in a text prompt, e.g. "a photo of a snowy mountain"')
-    add("--mix", type=float, default=0.5, help="weight of the text (0: sound only, 1: text only)")
-    add("--text-samples", type=int, default=128, help="random latents searched for the text one")
-    add("--generator", default=None, help="StyleGAN2 .pt (default: the checkpoint's path)")
-    add("--clip", default=None, help="CLIP weights or 'tiny' (default: the checkpoint's)")
-    add("--audio-encoder", default=None, help="stage-0 checkpoint (default: the checkpoint's)")
-    _add_common(parser)
-
-
-def _settings(args: argparse.Namespace) -> EditSettings:
-    return EditSettings(
-        groups=args.groups,
-        strength=args.strength,
-        text=args.text,
-        mix=args.mix,
-        optimize_steps=args.optimize_steps,
-        lr=args.lr,
-        l2_weight=args.l2_weight,
-        text_samples=args.text_samples,
-    )
-
-
-def project_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sgvideo project", description="Invert an image into StyleGAN2's W+ by optimisation."
-    )
-    add = parser.add_argument
-    add("--image", required=True, help="image file (resized and centre-cropped to G's size)")
-    add("--generator", required=True, help="StyleGAN2 checkpoint (rosinality .pt)")
-    add("--out", required=True, help="latent file to write (.pt)")
-    add("--steps", type=int, default=200, help="Adam steps")
-    add("--lr", type=float, default=0.05, help="Adam learning rate")
-    add("--clip", default=None, help="CLIP weights (or 'tiny') for the perceptual loss")
-    add("--clip-weight", type=float, default=1.0, help="weight of the CLIP loss (with --clip)")
-    add("--preview", default=None, help="also write [image | reconstruction] as a PNG")
-    _add_common(parser)
-    return parser
-
-
-def _project(args: argparse.Namespace) -> list[Path]:
-    out = check_output_path(args.out, (".pt",), "--out")
-    preview = (
-        None if args.preview is None else check_output_path(args.preview, (".png",), "--preview")
-    )
+    Args:
+        image: image file (resized and centre-cropped to G's size).
+        generator: StyleGAN2 checkpoint (rosinality .pt).
+        out: latent file to write (.pt).
+        steps: Adam steps.
+        lr: Adam learning rate.
+        clip: CLIP weights (or 'tiny') for the perceptual loss.
+        clip_weight: weight of the CLIP loss (with --clip).
+        preview: also write [image | reconstruction] as a PNG.
+        device: cpu, cuda, ...
+        progress: show a progress bar (--no-progress: none).
+    """
+    out = check_output_path(out, (".pt",), "--out")
+    preview = None if preview is None else check_output_path(preview, (".png",), "--preview")
     refuse_overwriting_inputs(
-        {"--out": out, "--preview": preview}, {"--image": args.image, "--generator": args.generator}
+        {"--out": out, "--preview": preview}, {"--image": image, "--generator": generator}
     )
-    rgb = read_image(args.image)  # before the models load
-    device = resolve_device(args.device)
-    generator = load_generator(args.generator, map_location=device)
-    target = image_tensor(rgb, generator.size).to(device)
-    clip = load_clip(args.clip, device=device) if args.clip else None
-    result = project_image(
-        generator,
-        target,
-        args.steps,
-        args.lr,
-        clip,
-        args.clip_weight,
-        progress=not args.no_progress,
-    )
-    written = [save_latent(out, result.w, image=str(args.image), generator=str(args.generator))]
+    rgb = read_image(image)  # before the models load
+    torch_device = resolve_device(device)
+    g = load_generator(generator, map_location=torch_device)
+    target = image_tensor(rgb, g.size).to(torch_device)
+    clip_model = load_clip(clip, device=torch_device) if clip else None
+    result = project_image(g, target, steps, lr, clip_model, clip_weight, progress=progress)
+    written = [save_latent(out, result.w, image=str(image), generator=str(generator))]
     if preview is not None:
         with atomic_path(preview) as tmp:
-            Image.fromarray(strip([target, render(generator, result.w)])).save(tmp, format="PNG")
+            Image.fromarray(strip([target, render(g, result.w)])).save(tmp, format="PNG")
         written.append(preview)
     if result.losses:
         print(f"loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}")
     return written
 
 
+# ---------------------------------------------------------------------------- command lines
+
+SETTINGS = (
+    "groups",
+    "strength",
+    "text",
+    "mix",
+    "optimize-steps",
+    "lr",
+    "l2-weight",
+    "text-samples",
+)
+EDIT_FLAGS = {
+    "generator": "generator_path",
+    "audio-encoder": "audio_encoder_path",
+    **{name: "settings." + name.replace("-", "_") for name in SETTINGS},
+}
+EDIT_IMAGE_HELP = (
+    "Edit an image with a sound: move its W+ latent toward the sound latent on chosen style "
+    "groups, optionally refine with CLIP and mix in a text prompt. Writes the edited image and "
+    "<out>_strip.png ([input,] reconstruction, edit)."
+)
+EDIT_VIDEO_HELP = (
+    "Edit a video with a sound: per-frame projection (warm-started from the previous frame), the "
+    "edit of `edit-image` with each frame's sound window, and the new sound muxed in."
+)
+
+
+def _run(function, argv: list[str] | None, prog: str, description: str, flags=None) -> int:
+    """Parse `argv` into `function`'s arguments, run it and print what it wrote."""
+    kwargs = parse_function_args(function, argv, prog, description, flags or {})
+    if isinstance(kwargs, int):
+        return kwargs
+    written = function(**kwargs)
+    for path in [written] if isinstance(written, Path) else written:
+        print(f"wrote {path}")
+    return 0
+
+
 @reports_user_errors("sgvideo project")
 def project_main(argv: list[str] | None = None) -> int:
-    return _run(project_parser(), argv, _project)
-
-
-def edit_image_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sgvideo edit-image",
-        description="Edit an image with a sound: move its W+ latent toward the sound latent on "
-        "chosen style groups, optionally refine with CLIP and mix in a text prompt. Writes the "
-        "edited image and <out>_strip.png ([input,] reconstruction, edit).",
-    )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--image", help="image file to project and edit")
-    source.add_argument("--latent", help="latent file from `sgvideo project`")
-    source.add_argument("--seed", type=int, help="edit a seeded random image")
-    add = parser.add_argument
-    add("--out", required=True, help="edited image (.png/.jpg)")
-    add("--truncation", type=float, default=0.7, help="truncation of the --seed latent")
-    add("--project-steps", type=int, default=200, help="projection steps for --image")
-    add("--save-latent", default=None, help="also write the edited latent (.pt)")
-    _add_edit_options(parser)
-    return parser
-
-
-def _edit_image(args: argparse.Namespace) -> list[Path]:
-    return list(
-        edit_image(
-            args.checkpoint,
-            args.audio,
-            args.out,
-            image=args.image,
-            latent=args.latent,
-            seed=args.seed,
-            settings=_settings(args),
-            truncation=args.truncation,
-            project_steps=args.project_steps,
-            device=args.device,
-            save_latent_to=args.save_latent,
-            generator_path=args.generator,
-            clip=args.clip,
-            audio_encoder_path=args.audio_encoder,
-            progress=not args.no_progress,
-        )
-    )
+    return _run(project, argv, "sgvideo project", "Invert an image into StyleGAN2's W+.")
 
 
 @reports_user_errors("sgvideo edit-image")
 def edit_image_main(argv: list[str] | None = None) -> int:
-    return _run(edit_image_parser(), argv, _edit_image)
-
-
-def edit_video_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sgvideo edit-video",
-        description="Edit a video with a sound: per-frame projection (warm-started from the "
-        "previous frame), the edit of `edit-image` with each frame's sound window, and the new "
-        "sound muxed in.",
-    )
-    add = parser.add_argument
-    add("--video", required=True, help="input video")
-    add("--out", required=True, help="output video (.mp4)")
-    add("--project-steps", type=int, default=100, help="projection steps for the first frame")
-    add("--warm-steps", type=int, default=30, help="projection steps for the following frames")
-    add("--smoothing", type=float, default=0.6, help="EMA weight of the previous sound latent")
-    _add_edit_options(parser)
-    return parser
-
-
-def _edit_video(args: argparse.Namespace) -> list[Path]:
-    return [
-        edit_video(
-            args.checkpoint,
-            args.video,
-            args.audio,
-            args.out,
-            settings=_settings(args),
-            project_steps=args.project_steps,
-            warm_steps=args.warm_steps,
-            smoothing=args.smoothing,
-            device=args.device,
-            generator_path=args.generator,
-            clip=args.clip,
-            audio_encoder_path=args.audio_encoder,
-            progress=not args.no_progress,
-        )
-    ]
+    flags = {**EDIT_FLAGS, "save-latent": "save_latent_to"}
+    return _run(edit_image, argv, "sgvideo edit-image", EDIT_IMAGE_HELP, flags)
 
 
 @reports_user_errors("sgvideo edit-video")
 def edit_video_main(argv: list[str] | None = None) -> int:
-    return _run(edit_video_parser(), argv, _edit_video)
+    return _run(edit_video, argv, "sgvideo edit-video", EDIT_VIDEO_HELP, EDIT_FLAGS)

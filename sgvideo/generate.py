@@ -24,7 +24,6 @@ text-init checkpoint's category start (`category`).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -43,7 +42,6 @@ from sgvideo.errors import reports_user_errors
 from sgvideo.files import refuse_overwriting_inputs
 from sgvideo.inference.latents import seed_latent
 from sgvideo.inference.media import (
-    MAX_FPS,
     VIDEO_SUFFIXES,
     GifWriter,
     check_fps,
@@ -61,6 +59,7 @@ from sgvideo.models.inversion_encoder import load_inversion_encoder
 from sgvideo.models.stylegan2 import Generator
 from sgvideo.models.trajectory import TrajectoryGenerator, frame_audio_features
 from sgvideo.pixels import frames_to_uint8
+from sgvideo.tool_cli import parse_function_args
 from sgvideo.video_io import VideoWriter
 
 DEFAULT_SMOOTHING = 0.0
@@ -370,6 +369,26 @@ def generate_video(
     `frames_dir` also gets every frame as PNG, `gif` an animated GIF. Nothing is left at `out`
     or `gif` when anything fails. Every input and output is checked before the models load, so
     a mistake costs no loading time.
+
+    Args:
+        audio_path: sound file (wav/flac/mp3/ogg, or a video's sound track); option --audio.
+        checkpoint: stage-2 checkpoint (sgvideo generator fit).
+        out: output video (.mp4); its folder must exist.
+        fps: frames per second, at most 240 (default: the rate stage 2 was trained at).
+        seed: start from a seeded random latent (default: from the first window's sound
+            latent); also seeds the noise.
+        image: start from this image, projected into W+.
+        category: start from a text-init checkpoint's category latent.
+        truncation: truncation of the --seed start latent.
+        smoothing: weight of the previous latent in an EMA of the frame latents (0: off).
+        batch_size: frames per chunk (memory vs speed).
+        device: cpu, cuda, cuda:1, ...
+        frames_dir: also write every frame as PNG into this folder.
+        gif: also write an animated GIF.
+        generator_path: StyleGAN2 .pt (default: the checkpoint's path); option --generator.
+        inversion_path: stage-1 checkpoint (default: the checkpoint's path); option --inversion.
+        project_steps: optimisation steps for --image.
+        progress: show a progress bar (--no-progress: none).
     """
     out = check_output_path(out, VIDEO_SUFFIXES, "--out")
     gif = None if gif is None else check_output_path(gif, (".gif",), "--gif")
@@ -437,79 +456,22 @@ def render_video(
 
 # ---------------------------------------------------------------------------- command line
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sgvideo generate",
-        description="Generate a video from a sound file with a trained stage-2 checkpoint: "
-        "h264 mp4 with the sound muxed as AAC, round(duration x fps) frames.",
-    )
-    add = parser.add_argument
-    add("--audio", required=True, help="sound file (wav/flac/mp3/ogg, or a video's sound track)")
-    add("--checkpoint", required=True, help="stage-2 checkpoint (sgvideo generator fit)")
-    add("--out", required=True, help="output video (.mp4); its folder must exist")
-    add(
-        "--fps",
-        type=float,
-        default=None,
-        help=f"frames per second, at most {MAX_FPS:g} (default: the rate stage 2 was trained at)",
-    )
-    start = parser.add_mutually_exclusive_group()
-    start.add_argument(
-        "--seed",
-        type=int,
-        default=None,
-        help="start from a seeded random latent (default: "
-        "from the first window's sound latent); also seeds the noise",
-    )
-    start.add_argument("--image", default=None, help="start from this image, projected into W+")
-    start.add_argument(
-        "--category", default=None, help="start from a text-init checkpoint's category latent"
-    )
-    add("--truncation", type=float, default=0.7, help="truncation of the --seed start latent")
-    add(
-        "--smoothing",
-        type=float,
-        default=DEFAULT_SMOOTHING,
-        help="weight of the previous latent in an EMA of the frame latents (default: off)",
-    )
-    add("--batch-size", type=int, default=16, help="frames per chunk (memory vs speed)")
-    add("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    add("--frames-dir", default=None, help="also write every frame as PNG into this folder")
-    add("--gif", default=None, help="also write an animated GIF")
-    add("--generator", default=None, help="StyleGAN2 .pt (default: the checkpoint's path)")
-    add("--inversion", default=None, help="stage-1 checkpoint (default: the checkpoint's path)")
-    add("--project-steps", type=int, default=200, help="optimisation steps for --image")
-    add("--no-progress", action="store_true", help="no progress bar")
-    return parser
+DESCRIPTION = (
+    "Generate a video from a sound file with a trained stage-2 checkpoint: h264 mp4 with the "
+    "sound muxed as AAC, round(duration x fps) frames."
+)
+FLAGS = {"audio": "audio_path", "generator": "generator_path", "inversion": "inversion_path"}
 
 
 @reports_user_errors("sgvideo generate")
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as stop:  # --help, or a usage error already printed
-        return int(stop.code or 0)
-    out = generate_video(
-        args.audio,
-        args.checkpoint,
-        args.out,
-        fps=args.fps,
-        seed=args.seed,
-        image=args.image,
-        category=args.category,
-        truncation=args.truncation,
-        smoothing=args.smoothing,
-        batch_size=args.batch_size,
-        device=args.device,
-        frames_dir=args.frames_dir,
-        gif=args.gif,
-        generator_path=args.generator,
-        inversion_path=args.inversion,
-        project_steps=args.project_steps,
-        progress=not args.no_progress,
-    )
-    print(f"wrote {out}")
+    kwargs = parse_function_args(
+        generate_video, argv, "sgvideo generate", DESCRIPTION, FLAGS,
+        exclusive=[("seed", "image", "category")],
+    )  # fmt: skip
+    if isinstance(kwargs, int):
+        return kwargs
+    print(f"wrote {generate_video(**kwargs)}")
     return 0
 
 

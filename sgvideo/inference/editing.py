@@ -76,7 +76,18 @@ def clip_guided_refine(
 
 @dataclass
 class EditSettings:
-    """How a latent is edited: groups, strength, optional text mixing and CLIP refinement."""
+    """How a latent is edited: groups, strength, optional text mixing and CLIP refinement.
+
+    Args:
+        groups: style groups to edit, e.g. coarse,mid.
+        strength: how far to move toward the sound latent.
+        text: mix in a text prompt, e.g. "a photo of a snowy mountain".
+        mix: weight of the text (0: sound only, 1: text only).
+        optimize_steps: CLIP-guided refinement steps (0: none).
+        lr: refinement learning rate.
+        l2_weight: refinement tether to the unedited latent.
+        text_samples: random latents searched for the text one.
+    """
 
     groups: str | Sequence[str] = "coarse,mid,fine"
     strength: float = 0.5
