@@ -12,9 +12,11 @@ A usage error is a one-line error with exit code 2 like any user error
 
 from __future__ import annotations
 
+import inspect
+import json
 import re
 from argparse import ArgumentError
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser
@@ -36,10 +38,15 @@ def function_parser(
     return parser
 
 
-def normalise_argv(argv: Sequence[str], flags: Mapping[str, str] = {}) -> list[str]:
-    """`--old-name` -> the parameter's option, `--no-x` -> `--x=false`, dashes -> underscores."""
-    out = []
-    for token in argv:
+def normalise_argv(
+    argv: Sequence[str], flags: Mapping[str, str] = {}, lists: Collection[str] = ()
+) -> list[str]:
+    """`--old-name` -> the parameter's option, `--no-x` -> `--x=false`, dashes -> underscores;
+    the values after a list option (`--categories fire rain`) -> one YAML list."""
+    out: list[str] = []
+    tokens = list(argv)
+    while tokens:
+        token = tokens.pop(0)
         if not token.startswith("--") or token in ("--", "--help", "--print_config"):
             out.append(_yaml_float(token))
             continue
@@ -49,8 +56,20 @@ def normalise_argv(argv: Sequence[str], flags: Mapping[str, str] = {}) -> list[s
             name = flags[name]
         elif name.startswith("no-") and not equals:
             name, equals, value = name[3:], "=", "false"
-        out.append("--" + name.replace("-", "_") + equals + value)
+        name = name.replace("-", "_")
+        if name in lists and not equals:
+            values = []
+            while tokens and not tokens[0].startswith("-"):
+                values.append(tokens.pop(0))
+            equals, value = "=", json.dumps(values)
+        out.append("--" + name + equals + value)
     return out
+
+
+def _list_parameters(function: Callable[..., Any]) -> set[str]:
+    """Parameters annotated as sequences: they take several values after one option."""
+    parameters = inspect.signature(function).parameters.values()
+    return {p.name for p in parameters if re.search(r"\b(Sequence|list)\[", str(p.annotation))}
 
 
 def _yaml_float(value: str) -> str:
@@ -74,7 +93,9 @@ def parse_function_args(
     """
     parser = function_parser(function, prog, description)
     try:
-        config = parser.parse_args(normalise_argv(list(argv or []), flags))
+        config = parser.parse_args(
+            normalise_argv(list(argv or []), flags, _list_parameters(function))
+        )
     except SystemExit as stop:  # --help, --print_config
         return int(stop.code or 0)
     except ArgumentError as error:

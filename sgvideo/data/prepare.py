@@ -9,7 +9,6 @@ changes. Entries appear atomically, so an interrupted run leaves nothing half-wr
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import multiprocessing
@@ -42,6 +41,7 @@ from sgvideo.data.decode import resampled_frames, write_frames_npy
 from sgvideo.data.index import VIDEO_EXTENSIONS, Clip, load_index
 from sgvideo.errors import reports_user_errors
 from sgvideo.files import atomic_path
+from sgvideo.tool_cli import parse_function_args
 
 
 @dataclass(frozen=True)
@@ -277,47 +277,48 @@ def prepare_dataset(
     return report
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sgvideo prepare",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Decode every clip of a dataset once into a cache of frames (uint8 .npy, "
-        "resized and centre-cropped) and audio (float32 .npy) that training memory-maps. "
-        "Incremental: only new or changed clips are decoded. Unusable clips are skipped and "
-        "listed in <cache>/report.json.",
+DESCRIPTION = (
+    "Decode every clip of a dataset once into a cache of frames (uint8 .npy, resized and "
+    "centre-cropped) and audio (float32 .npy) that training memory-maps. Incremental: only new "
+    "or changed clips are decoded. Unusable clips are skipped and listed in <cache>/report.json."
+)
+
+
+def prepare(
+    cache: str | os.PathLike,
+    root: str | os.PathLike | None = None,
+    index_csv: str | os.PathLike | None = None,
+    size: int = 256,
+    fps: float = 30.0,
+    sample_rate: int = 44100,
+    workers: int = min(4, os.cpu_count() or 1),
+    progress: bool = True,
+) -> PrepareReport:
+    """`sgvideo prepare`: `prepare_dataset` of --root or --index-csv, its summary printed.
+
+    Args:
+        cache: cache folder (created if missing).
+        root: dataset folder: <root>/<category>/<clip>.mp4|mkv|...
+        index_csv: CSV with columns path, category[, split] instead of scanning --root
+            (relative paths are relative to the CSV's folder).
+        size: frame size in pixels (square).
+        fps: frame rate of the cached frames.
+        sample_rate: audio sample rate (Hz).
+        workers: decoding processes.
+        progress: show a progress bar (--no-progress: none).
+    """
+    if not root and not index_csv:
+        raise ValueError("give --root or --index-csv")
+    report = prepare_dataset(
+        root or ".", cache, index_csv, size, fps, sample_rate, workers, progress
     )
-    parser.add_argument("--root", help="dataset folder: <root>/<category>/<clip>.mp4|mkv|...")
-    parser.add_argument(
-        "--index-csv",
-        help="CSV with columns path, category[, split] instead of scanning --root "
-        "(relative paths are relative to the CSV's folder)",
-    )
-    parser.add_argument("--cache", required=True, help="cache folder (created if missing)")
-    parser.add_argument("--size", type=int, default=256, help="frame size in pixels (square)")
-    parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the cached frames")
-    parser.add_argument("--sample-rate", type=int, default=44100, help="audio sample rate (Hz)")
-    parser.add_argument(
-        "--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser
+    print(report.summary())
+    return report
 
 
 @reports_user_errors("sgvideo prepare")
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.root and not args.index_csv:
-        parser.error("give --root or --index-csv")
-    report = prepare_dataset(
-        args.root or ".",
-        args.cache,
-        index_csv=args.index_csv,
-        size=args.size,
-        fps=args.fps,
-        sample_rate=args.sample_rate,
-        workers=args.workers,
-        progress=not args.no_progress,
-    )
-    print(report.summary())
-    return 0
+    kwargs = parse_function_args(prepare, argv, "sgvideo prepare", DESCRIPTION)
+    if not isinstance(kwargs, int):
+        prepare(**kwargs)
+    return kwargs if isinstance(kwargs, int) else 0

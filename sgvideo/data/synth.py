@@ -19,7 +19,6 @@ whatever categories or counts are asked for.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from tqdm import tqdm
 
 from sgvideo.audio import segment_for_frames
 from sgvideo.errors import reports_user_errors
+from sgvideo.tool_cli import parse_function_args
 from sgvideo.video_io import write_video
 
 Palette = dict[str, tuple[float, float, float]]
@@ -357,6 +357,17 @@ def write_synthetic_dataset(
     """Write `out/<category>/<category>_<index>.mp4` clips (h264 + AAC); returns their paths.
 
     Existing files of the same names are replaced. Every clip has round(seconds * fps) frames.
+
+    Args:
+        out: output folder (created if missing).
+        categories: categories to write (default: all).
+        clips_per_category: clips of each category.
+        seconds: clip length.
+        size: square frame size in pixels (even, >= 16).
+        fps: frames per second.
+        sample_rate: audio sample rate (Hz).
+        seed: random seed.
+        progress: show a progress bar.
     """
     categories = list(CATEGORIES if categories is None else categories)
     unknown = sorted(set(categories) - set(CATEGORIES))
@@ -386,49 +397,22 @@ def write_synthetic_dataset(
     return paths
 
 
+DESCRIPTION = (
+    "Write a synthetic audio-visual landscape dataset (mp4 clips, h264 + AAC) whose pictures "
+    f"follow their sounds: {', '.join(CATEGORIES)}. Deterministic per seed. The layout "
+    "(OUT/<category>/<clip>.mp4) is what `sgvideo prepare` and the training configs read. "
+    "Example: sgvideo synth-data --out outputs/synth --clips-per-category 8"
+)
+
+
 @reports_user_errors("sgvideo synth-data", (ValueError, OSError))
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="sgvideo synth-data",
-        description="Write a synthetic audio-visual landscape dataset (mp4 clips, h264 + AAC) "
-        "whose pictures follow their sounds: " + ", ".join(CATEGORIES) + ". Deterministic "
-        "per seed. The layout (OUT/<category>/<clip>.mp4) is what `sgvideo prepare` and the "
-        "training configs read.",
-        epilog="example: sgvideo synth-data --out outputs/synth --clips-per-category 8",
-    )
-    parser.add_argument("--out", required=True, help="output folder (created if missing)")
-    parser.add_argument(
-        "--categories",
-        nargs="+",
-        choices=CATEGORIES,
-        default=list(CATEGORIES),
-        metavar="NAME",
-        help=f"categories to write (default: all of {', '.join(CATEGORIES)})",
-    )
-    parser.add_argument("--clips-per-category", type=int, default=4, metavar="N", help="default: 4")
-    parser.add_argument(
-        "--seconds", type=float, default=3.0, metavar="S", help="clip length (default: 3.0)"
-    )
-    parser.add_argument(
-        "--size", type=int, default=128, metavar="PX", help="square frame size (default: 128)"
-    )
-    parser.add_argument("--fps", type=float, default=15.0, help="frames per second (default: 15)")
-    parser.add_argument(
-        "--sample-rate", type=int, default=44100, metavar="HZ", help="default: 44100"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    paths = write_synthetic_dataset(
-        out,
-        categories=args.categories,
-        clips_per_category=args.clips_per_category,
-        seconds=args.seconds,
-        size=args.size,
-        fps=args.fps,
-        sample_rate=args.sample_rate,
-        seed=args.seed,
-        progress=True,
-    )
-    print(f"wrote {len(paths)} clips to {out}")
+    kwargs = parse_function_args(
+        write_synthetic_dataset, ["--progress", "true", *(argv or [])], "sgvideo synth-data",
+        DESCRIPTION,
+    )  # fmt: skip
+    if isinstance(kwargs, int):
+        return kwargs
+    paths = write_synthetic_dataset(**kwargs)
+    print(f"wrote {len(paths)} clips to {kwargs['out']}")
     return 0
