@@ -81,6 +81,28 @@ DATA_LINKS: dict[str, tuple[tuple[str, ...], object]] = {
 }
 
 
+# The trainer part every stage shares; a config states only what differs (the demo configs
+# checkpoint by steps instead). The logger is Lightning's default, TensorBoard (a dependency),
+# writing under trainer.default_root_dir.
+TRAINER_DEFAULTS = {
+    "trainer.callbacks": [
+        {
+            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+            "init_args": {
+                "filename": "{epoch:03d}-{step:08d}",
+                "save_last": True,
+                "save_top_k": -1,
+                "every_n_epochs": 1,
+            },
+        },
+        {
+            "class_path": "lightning.pytorch.callbacks.LearningRateMonitor",
+            "init_args": {"logging_interval": "epoch"},
+        },
+    ],
+}
+
+
 def place_checkpoints_under_root(trainer) -> None:
     """Checkpoint callbacks without a `dirpath` write to `<default_root_dir>/checkpoints`.
 
@@ -103,6 +125,7 @@ def _make_cli_class(model_class: type):
 
     class StageCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
+            parser.set_defaults(TRAINER_DEFAULTS)
             for target, (sources, compute) in DATA_LINKS.items():
                 if target in accepted:
                     parser.link_arguments(
