@@ -4,14 +4,17 @@ Each style group (coarse / mid / fine W+ layers) has its own GRU, run causally o
 time as in the authors' script. At frame t a group's GRU reads where the video is relative to
 the sound (its slice of w^{t-1} - w_a^t), the sound latent w_a^t itself, the frame's own audio
 features (e.g. the frame's log-mel averaged over time: loudness and timbre at the frame rate)
-and optional noise; a linear head predicts a residual:
+and optional noise; a linear head predicts a residual, added to a learned pull toward the sound:
 
-    w^t = w^{t-1} + delta_t,   w^{-1} = w^0 (the start latent).
+    w^t = w^{t-1} + (1 - a) * (w_a^t - w^{t-1}) + delta_t,   w^{-1} = w^0 (the start latent),
 
-Because the net sees w^{t-1} - w_a^t it can pull a drifting video back toward the sound's
-region of W+, and because it sees the frame's audio it can move when the sound does. Training
-(`rollout`) and streaming (`step`, the state carried between calls) are the same computation.
-Heads start near zero so an untrained trajectory stays at w^0.
+with a = 0.95 * sigmoid(p) in (0, 0.95) learned per W+ layer. The pull is what keeps a long
+video on its sound: whatever the GRU adds, w^t stays within max|delta| / (1 - a) of the sound
+latents, so nothing accumulates over a sound far longer than the training clips. The residual
+is the motion: because the GRU sees the frame's audio it can move the picture when the sound
+does. Training (`rollout`) and streaming (`step`, the state carried between calls) are the same
+computation. Heads start near zero and a at 0.5, so an untrained trajectory follows the sound
+latents with a lag of about a frame.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from torch import Tensor, nn
 from sgvideo.models.latents import style_groups
 
 HEAD_INIT_SCALE = 1e-2
+MAX_PERSISTENCE = 0.95  # a < 1: some pull toward the sound latent always remains
 
 
 @dataclass
@@ -82,6 +86,7 @@ class TrajectoryGenerator(nn.Module):
         _check_partition(self.groups, n_latent)
         self.rnns = nn.ModuleDict()
         self.heads = nn.ModuleDict()
+        self.persistence = nn.ParameterDict()  # p per W+ layer of the group: a = 0.95 sigmoid(p)
         for name, layers in self.groups.items():
             width = (layers.stop - layers.start) * style_dim
             self.rnns[name] = nn.GRU(2 * width + audio_dim + noise_dim, hidden, num_layers)
@@ -90,6 +95,8 @@ class TrajectoryGenerator(nn.Module):
                 head.weight.mul_(HEAD_INIT_SCALE)
                 head.bias.zero_()
             self.heads[name] = head
+            init = torch.logit(torch.tensor(0.5 / MAX_PERSISTENCE))
+            self.persistence[name] = nn.Parameter(init.repeat(layers.stop - layers.start, 1))
 
     @property
     def config(self) -> dict:
@@ -150,7 +157,7 @@ class TrajectoryGenerator(nn.Module):
         # The recurrence runs in the weights' precision even under autocast: the residuals
         # accumulate over frames, and not every backend has reduced-precision GRUs.
         with torch.autocast(w_a.device.type, enabled=False):
-            for name, layers in sorted(self.groups.items(), key=lambda item: item[1].start):
+            for name, layers in sorted(self.groups.items(), key=by_start):
                 head = self.heads[name]
                 parts = [
                     rearrange(w_prev[:, layers] - w_a[:, layers], "b n s -> b (n s)"),
@@ -160,7 +167,11 @@ class TrajectoryGenerator(nn.Module):
                 x = torch.cat(parts, dim=-1).to(head.weight.dtype)
                 out, hidden[name] = self.rnns[name](x.unsqueeze(0), state.hidden.get(name))
                 deltas.append(rearrange(head(out[0]), "b (n s) -> b n s", s=self.style_dim))
-        w = w_prev + torch.cat(deltas, dim=1).to(w_prev.dtype)
+        persistence = torch.cat(
+            [self.persistence[name] for name, _ in sorted(self.groups.items(), key=by_start)]
+        )
+        kept = MAX_PERSISTENCE * torch.sigmoid(persistence.to(w_prev.dtype))
+        w = w_a + kept * (w_prev - w_a) + torch.cat(deltas, dim=1).to(w_prev.dtype)
         return w, TrajectoryState(w=w, hidden=hidden)
 
     def rollout(
@@ -194,6 +205,11 @@ class TrajectoryGenerator(nn.Module):
         return torch.stack(out, dim=1)
 
     forward = rollout
+
+
+def by_start(item: tuple[str, slice]) -> int:
+    """Sort key of (group name, W+ layers): groups in layer order."""
+    return item[1].start
 
 
 def frame_audio_features(mel: Tensor) -> Tensor:
