@@ -36,7 +36,7 @@ TINY_WARNING = (
     "Computed with tiny random feature networks (--feature-net tiny): these FID/FVD numbers only "
     "compare runs made with the same tiny networks; they are NOT FID/FVD and not comparable with "
     "published values. Real FID/FVD need the weight files pt_inception-2015-12-05-6726825d.pth "
-    "and i3d_torchscript.pt (see the README's Evaluate section)."
+    "and i3d_torchscript.pt (see docs/evaluate.md)."
 )
 
 
