@@ -25,6 +25,9 @@ import numpy as np
 from PIL import Image
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "demo"
+# The synthetic clips' frame rate; the demo configs cache frames, step stage 2 and the videos
+# play at it, so that motion lands on the frames whose sound brought it.
+FPS = 15.0
 
 
 class DemoPaths:
@@ -208,6 +211,8 @@ def evaluate(paths: DemoPaths, image_size: int, num_videos: int) -> None:
             str(paths.cache),
             "--data.image_size",
             str(image_size),
+            "--data.fps",
+            str(FPS),
             "--data.num_workers",
             "0",
             "--feature-net",
@@ -247,7 +252,11 @@ def run_demo(
         staging = paths.out / ".synth-partial"
         shutil.rmtree(staging, ignore_errors=True)
         write_synthetic_dataset(
-            staging, clips_per_category=clips_per_category, seconds=seconds, size=image_size
+            staging,
+            clips_per_category=clips_per_category,
+            seconds=seconds,
+            size=image_size,
+            fps=FPS,
         )
         staging.rename(paths.synth)
     train_stages(paths, image_size, max_steps)
@@ -284,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "The report's FID/FVD come from tiny random feature networks: they show the pipeline "
         "works, not image quality. Real FID/FVD need the Inception and I3D weight files "
-        "(README, 'Evaluate')."
+        "(docs/evaluate.md)."
     )
     return 0
 
