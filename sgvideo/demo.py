@@ -24,10 +24,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sgvideo.files import atomic_path
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "demo"
 # The synthetic clips' frame rate; the demo configs cache frames, step stage 2 and the videos
 # play at it, so that motion lands on the frames whose sound brought it.
 FPS = 15.0
+# The two categories of the animated strip: the flash on a boom, the glow flaring on a crackle.
+ANIMATED_CATEGORIES = ("fire", "thunder")
 
 
 class DemoPaths:
@@ -41,6 +45,7 @@ class DemoPaths:
         self.runs = out / "runs"
         self.videos = out / "videos"
         self.contact_sheet = out / "contact_sheet.png"
+        self.animation = out / "animation.gif"
         self.report = out / "report.json"
 
     def checkpoint(self, stage: str) -> Path:
@@ -195,6 +200,27 @@ def write_contact_sheet(videos: list[Path], out: Path, columns: int = 6) -> Path
     return out
 
 
+def write_animation(videos: list[Path], out: Path, fps: float, scale: int = 4) -> Path:
+    """The videos side by side as an animated GIF, each pixel shown `scale` x `scale`."""
+    from sgvideo.video_io import read_frames
+
+    clips = [np.asarray(read_frames(video)) for video in videos]
+    length = min(len(frames) for frames in clips)
+    row = np.concatenate([frames[:length] for frames in clips], axis=2)
+    row = row.repeat(scale, axis=1).repeat(scale, axis=2)
+    images = [Image.fromarray(frame) for frame in row]
+    with atomic_path(out) as tmp:
+        images[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=round(1000 / fps),
+            loop=0,
+        )
+    return out
+
+
 def evaluate(paths: DemoPaths, image_size: int, num_videos: int) -> None:
     """`sgvideo evaluate` of the stage-2 checkpoint on the held-out test sounds, with the
     ablation (random latents / stage 1 alone / full model) and the real clips' values."""
@@ -263,11 +289,14 @@ def run_demo(
     sounds = held_out_sounds(paths)
     videos = generate_videos(paths, sounds)
     write_contact_sheet(videos, paths.contact_sheet)
+    animated = [video for video in videos if video.stem in ANIMATED_CATEGORIES] or videos[:2]
+    write_animation(animated, paths.animation, FPS)
     if not paths.report.exists():
         evaluate(paths, image_size, num_videos=len(videos))
     summary = {
         "videos": [str(v) for v in videos],
         "contact_sheet": str(paths.contact_sheet),
+        "animation": str(paths.animation),
         "report": str(paths.report),
         "checkpoints": {s: str(paths.checkpoint(s)) for s in STAGE_INPUTS},
     }
