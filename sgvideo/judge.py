@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from jsonargparse import ArgumentParser
 
 from sgvideo.errors import reports_user_errors
 from sgvideo.metrics.judge import DESCRIPTION, FrameJudge
 from sgvideo.metrics.sources import datamodule_from_options, model_frames, read_cached_clip
+from sgvideo.tool_cli import parse_function_args
 
 JUDGE_VERSION = 1
 FRAMES_PER_CLIP = 32
@@ -116,18 +116,23 @@ def load_or_fit_judge(
     return judge, {**info, "path": str(path)}
 
 
-def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="sgvideo judge fit", description=__doc__)
-    parser.add_argument(
-        "--data",
-        type=dict,
-        required=True,
-        help="LandscapeDataModule arguments (root, cache_dir, image_size, fps, test_fraction, "
-        "seed, ...) as the stages trained with; e.g. --data.root DIR --data.cache_dir DIR",
-    )
-    parser.add_argument("--refit", type=bool, default=False, help="fit even when cached")
-    parser.add_argument("--frames-per-clip", type=int, default=FRAMES_PER_CLIP)
-    return parser
+def fit(data: dict, refit: bool = False, frames_per_clip: int = FRAMES_PER_CLIP) -> None:
+    """`sgvideo judge fit`: the judge of `data`'s training split, fitted (or read back from its
+    cache) and its accuracy on real test frames printed.
+
+    Args:
+        data: LandscapeDataModule arguments (root, cache_dir, image_size, fps, test_fraction,
+            seed, ...) as the stages trained with; e.g. --data.root DIR --data.cache_dir DIR
+        refit: fit even when cached.
+        frames_per_clip: evenly spaced frames per training clip.
+    """
+    if frames_per_clip < 1:
+        raise ValueError("--frames-per-clip must be at least 1")
+    judge, info = load_or_fit_judge(datamodule_from_options(data), refit, frames_per_clip)
+    accuracy = info["test_accuracy"]
+    shown = "no test frames" if accuracy is None else f"{accuracy:.4f}"
+    print(f"frame judge ({', '.join(judge.categories)}): accuracy on real test frames {shown}")
+    print(f"cached at {info['path']}")
 
 
 @reports_user_errors("sgvideo judge")
@@ -135,18 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] != "fit":
         raise ValueError("usage: sgvideo judge fit --data.root DIR --data.cache_dir DIR [...]")
-    try:
-        args = build_parser().parse_args(argv[1:])
-    except SystemExit as stop:  # --help, or a parse error already printed
-        return int(stop.code or 0)
-    if args.frames_per_clip < 1:
-        raise ValueError("--frames-per-clip must be at least 1")
-    data = datamodule_from_options(args.data)
-    judge, info = load_or_fit_judge(data, args.refit, args.frames_per_clip)
-    accuracy = info["test_accuracy"]
-    shown = "no test frames" if accuracy is None else f"{accuracy:.4f}"
-    print(f"frame judge ({', '.join(judge.categories)}): accuracy on real test frames {shown}")
-    print(f"cached at {info['path']}")
+    kwargs = parse_function_args(fit, argv[1:], "sgvideo judge fit", __doc__)
+    if isinstance(kwargs, int):  # --help, --print_config
+        return kwargs
+    fit(**kwargs)
     return 0
 
 

@@ -12,7 +12,8 @@ import torch
 
 from sgvideo.audio import frame_count
 from sgvideo.cli import main as sgvideo
-from sgvideo.evaluate import build_parser, evaluate
+from sgvideo.evaluate import parse_settings
+from sgvideo.evaluation import evaluate
 from sgvideo.metrics.sources import read_video_file
 
 from .fixtures.data import SYNTH_CACHE_SETTINGS
@@ -69,7 +70,7 @@ def test_evaluate_a_generator_with_clip_av(synth_root, synth_cache, align_ckpt, 
         calls.append((len(wave), sample_rate, fps, seed))
         return _bright_when_loud(wave, sample_rate, fps, seed)
 
-    args = build_parser().parse_args(
+    args = parse_settings(
         _data_args(synth_root, synth_cache)
         + ["--feature-net=tiny", "--metrics=fvd,clip_av", "--num-videos=3", "--num-frames=4"]
         + [f"--audio-encoder={align_ckpt}", "--resolution=16", "--progress=false"]
@@ -174,7 +175,7 @@ def test_ablation_table_from_a_checkpoint(
 ) -> None:
     cache = tmp_path / "cache"
     shutil.copytree(synth_cache, cache)
-    args = build_parser().parse_args(
+    args = parse_settings(
         [f"--checkpoint={generator_ckpt}", "--ablation=true", *_data_args(synth_root, cache)]
         + ["--metrics=accuracy,sync,drift,fid", "--feature-net=tiny", "--num-videos=2"]
         + ["--num-frames=4", "--drift-seconds=3", "--resolution=32", "--progress=false"]

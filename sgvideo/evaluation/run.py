@@ -1,0 +1,49 @@
+"""`evaluate`: one evaluation run, its report, and with --ablation the ablation table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sgvideo.evaluation.protocol import evaluation_report, skips
+from sgvideo.evaluation.scoring import Evaluation
+from sgvideo.evaluation.sets import generated_set
+from sgvideo.evaluation.settings import EvaluationSettings
+from sgvideo.metrics.sources import VideoGenerator
+
+
+def evaluate(
+    settings: EvaluationSettings, generator: VideoGenerator | None = None
+) -> dict[str, Any]:
+    """Run the evaluation `settings` describe; returns the report.
+
+    `generator` replaces the checkpoint's VideoGenerator (generated from the real sounds).
+    With --ablation the report also holds `ablation`: the same measures for random latents,
+    stage 1 alone and the full model (the main result, generated from the checkpoint).
+    """
+    settings.check(from_generator=generator is not None)
+    run = Evaluation(settings)
+    generated = generated_set(settings, run.real, generator)
+    values, counts = run.score(generated)
+    values |= {f"real_{name}": value for name, value in run.real_values.items()}
+    report = evaluation_report(run, generated, counts, values)
+    if settings.ablation:
+        report["ablation"] = _ablation(run, values, report)
+    return report
+
+
+def _ablation(run: Evaluation, values: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    """The measures of each ablation baseline of --checkpoint's model, then the full model's
+    (`values`); the baselines' skip counts and notes go into `report`."""
+    from sgvideo.generate import SoundToVideo
+    from sgvideo.metrics.ablation import FULL_MODEL, ablation_baselines
+
+    settings = run.settings
+    model = SoundToVideo.from_checkpoint(settings.checkpoint, device=settings.device)
+    table = {}
+    for variant, source in ablation_baselines(model).items():
+        variant_set = generated_set(settings, run.real, source, name=variant)
+        table[variant], variant_counts = run.score(variant_set)
+        report["protocol"]["skipped"][f"ablation: {variant}"] = skips(variant_counts)
+        report["notes"] += [f"{variant}, {note}" for note in variant_counts.get("notes", [])]
+    table[FULL_MODEL] = {k: v for k, v in values.items() if not k.startswith("real_")}
+    return table
