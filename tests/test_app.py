@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sgvideo.app import ModelCache, edit_with_sound, read_sound, sound_to_video
+from sgvideo.app.handlers import ModelCache, edit_with_sound, read_sound, sound_to_video
 from sgvideo.audio import AudioError
 from sgvideo.cli import main as cli_main
 from sgvideo.generate import SoundToVideo, frame_count
@@ -118,7 +118,7 @@ def test_edit_with_a_sound_moves_only_the_chosen_groups(models, inversion_ckpt, 
 
 def test_user_errors_become_messages_in_the_page() -> None:
     gr = pytest.importorskip("gradio")
-    from sgvideo.app import shown_in_page
+    from sgvideo.app.handlers import shown_in_page
 
     def bad(kind):
         raise {"user": ValueError("bad\nsound"), "bug": KeyError("x")}[kind]
@@ -181,7 +181,7 @@ def test_app_in_a_browser_turns_an_uploaded_sound_into_a_video(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from sgvideo.app import build_app, launch
+    from sgvideo.app.page import build_app, launch
 
     started = time.monotonic()
     app = build_app(generator_ckpt, inversion_ckpt, tmp_path / "no-demo", tmp_path / "out")
