@@ -324,3 +324,32 @@ def test_demo_config_trains_exports_and_resumes_through_the_cli(
     assert checkpoint["global_step"] == 3
     top_level = {k.split(".")[0] for k in checkpoint["state_dict"]}
     assert top_level == {"g", "d", "g_ema", "mean_path_length", "sample_z"}
+
+
+def _fit_prior(root: Path, max_steps: int, ckpt_path: Path | None = None) -> dict:
+    """Fit the tiny prior (2 steps an epoch, shuffled data, random latents and noise) and
+    checkpoint every 2 steps; returns the last checkpoint."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from tests.fixtures.stages import quiet_trainer
+
+    L.seed_everything(0, verbose=False)
+    images = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    loader = DataLoader(TensorDataset(images), batch_size=4, shuffle=True)
+    prior = StyleGAN2Prior(**TINY, r1_every=2, pl_every=2, sample_every=0, sample_count=4)
+    saving = ModelCheckpoint(dirpath=root / "checkpoints", save_last=True, every_n_train_steps=2)
+    trainer = quiet_trainer(root, max_steps=max_steps, callbacks=[saving])
+    trainer.fit(prior, loader, ckpt_path=ckpt_path)
+    return torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+def test_resume_continues_exactly(tmp_path) -> None:
+    """Stopped after 2 steps (one epoch) and resumed to 4 == 4 steps in one go: the random
+    generators (latents, noise, data order) are restored with the weights and optimisers."""
+    whole = _fit_prior(tmp_path / "whole", 4)
+    first = _fit_prior(tmp_path / "part", 2)
+    assert first["global_step"] == 2 and "sgvideo_rng" in first
+    resumed = _fit_prior(tmp_path / "part", 4, tmp_path / "part" / "checkpoints" / "last.ckpt")
+    assert resumed["global_step"] == whole["global_step"] == 4
+    for key, value in whole["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][key], value), key

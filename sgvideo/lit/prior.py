@@ -22,6 +22,7 @@ from sgvideo.checkpoints.stylegan2 import save_rosinality_checkpoint
 from sgvideo.data.images import images_from_batch
 from sgvideo.lit import visuals
 from sgvideo.lit.checkpointing import StageCheckpointMixin
+from sgvideo.lit.mixins import RngStateMixin
 from sgvideo.losses_gan import (
     d_logistic_loss,
     ema_beta,
@@ -37,7 +38,7 @@ from sgvideo.models.stylegan2 import Discriminator, Generator
 SAMPLE_SEED = 1234
 
 
-class StyleGAN2Prior(StageCheckpointMixin, L.LightningModule):
+class StyleGAN2Prior(RngStateMixin, StageCheckpointMixin, L.LightningModule):
     """StyleGAN2 GAN training with manual optimisation; `export` writes a rosinality .pt.
 
     Batches: images "b 3 h w" (a tensor or {"image": ...}) or clips {"frames": "b t 3 h w"}
@@ -45,7 +46,8 @@ class StyleGAN2Prior(StageCheckpointMixin, L.LightningModule):
     One training step is one iteration of rosinality's loop; `trainer.global_step` counts
     these iterations (only the generator's main update is reported to Lightning as a step), so
     `max_steps` is the number of iterations. Every `sample_every` steps, a grid of `g_ema`
-    images from fixed latents goes to `<log_dir>/samples/<step>.png`.
+    images from fixed latents goes to `<log_dir>/samples/<step>.png`. Checkpoints hold the
+    random generators' states, so a run resumed at an epoch boundary continues exactly.
     """
 
     stage = "prior"
