@@ -239,6 +239,7 @@ def segment_for_frames(
     fps: float,
     window_s: float,
     first_frame: int = 0,
+    inside: bool = False,
 ) -> torch.Tensor:
     """One audio window per video frame: "... samples" -> "... t window".
 
@@ -247,6 +248,9 @@ def segment_for_frames(
     index L // 2 of the window is the frame's timestamp. Samples outside the waveform are zeros,
     so a clip shorter than a window still gives `num_frames` windows. `first_frame` lets long
     audio be cut in chunks of frames; the result is identical to slicing one big call.
+    With `inside`, a window that would reach past either end of a waveform at least one window
+    long is shifted inside it instead: a frame near the start of a sound is then described by
+    sound, not by the silence of the padding (which would make the first frames jump).
     No Python loop over frames: one gather from the (padded) waveform.
     """
     if num_frames < 1:
@@ -258,9 +262,11 @@ def segment_for_frames(
         raise ValueError(f"wave must be '... samples' with at least one sample, got {shape}")
     length = window_length(sample_rate, window_s)
     starts = frame_centers(num_frames, sample_rate, fps, first_frame) - length // 2
+    n = wave.shape[-1]
+    if inside and n >= length:
+        starts = starts.clamp(0, n - length)
     lo, hi = int(starts[0]), int(starts[-1]) + length
     # Keep only the samples the windows touch, then zero-pad what lies outside the waveform.
-    n = wave.shape[-1]
     piece = wave[..., max(lo, 0) : min(max(hi, 0), n)]
     left = min(max(-lo, 0), hi - lo)
     piece = F.pad(piece, (left, (hi - lo) - left - piece.shape[-1]))

@@ -368,3 +368,20 @@ def test_decoder_complaints_about_a_corrupt_mp3_stay_off_stderr(tmp_path, capfd)
     except AudioError as error:
         assert str(path) in str(error)
     assert capfd.readouterr().err == ""
+
+
+def test_windows_inside_the_sound_shift_at_its_ends_instead_of_padding():
+    rate, fps, seconds = 100, 10.0, 0.3  # 30-sample windows, frames every 10 samples
+    wave = torch.arange(1.0, 101.0)  # 1 s: samples 1 .. 100
+    padded = segment_for_frames(wave, rate, 10, fps, seconds)
+    inside = segment_for_frames(wave, rate, 10, fps, seconds, inside=True)
+    # frame 0 (timestamp sample 5) would start at -10: zeros then samples 1 .. 20
+    assert padded[0, :10].eq(0).all() and padded[0, 10] == 1
+    torch.testing.assert_close(inside[0], wave[:30])
+    torch.testing.assert_close(inside[-1], wave[-30:])  # frame 9 would reach sample 110
+    torch.testing.assert_close(inside[3:7], padded[3:7])  # frames clear of the ends: as before
+    short = torch.ones(20)  # shorter than a window: still zero-padded
+    torch.testing.assert_close(
+        segment_for_frames(short, rate, 2, fps, seconds, inside=True),
+        segment_for_frames(short, rate, 2, fps, seconds),
+    )

@@ -57,9 +57,12 @@ class SoundInverter(nn.Module):
         return self.encoder.sound_latents(self.mel(windows), self.w_avg)
 
     def for_frames(self, wave: Tensor, fps: float, first: int, count: int) -> Tensor:
-        """Sound latents of frames first .. first + count - 1 of a video at `fps`: "t n s"."""
+        """Sound latents of frames first .. first + count - 1 of a video at `fps`: "t n s".
+
+        Windows are shifted inside the sound at its ends, as in training (`inside=True`).
+        """
         windows = segment_for_frames(
-            wave, self.sample_rate, count, fps, self.window_seconds, first_frame=first
+            wave, self.sample_rate, count, fps, self.window_seconds, first_frame=first, inside=True
         )
         return self(windows)
 

@@ -227,7 +227,12 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         "b t n_mels time" and its sound latent w_a "b t n_latent style"."""
         hp = self.hparams
         windows = segment_for_frames(
-            waveform, hp.sample_rate, num_frames, 1.0 / hp.window_seconds, hp.sound_window_seconds
+            waveform,
+            hp.sample_rate,
+            num_frames,
+            1.0 / hp.window_seconds,
+            hp.sound_window_seconds,
+            inside=True,
         )
         mel = self.mel(windows)
         flat = rearrange(mel, "b t m f -> (b t) m f")
