@@ -45,32 +45,16 @@ def build_app(
     def pick_sound(upload: str | None, choice: str | None) -> str | None:
         return upload or sounds.get(choice or "")
 
+    # Gradio passes the inputs in the order each click lists them
     @shown_in_page
     def on_generate(
         upload,
         choice,
-        ckpt,
-        start,
-        seed,
-        image,
-        category,
-        fps,
-        smoothing,
+        *settings,  # checkpoint, start, seed, image, category, fps, smoothing
         progress=gr.Progress(track_tqdm=True),  # noqa: B008 (Gradio's way to ask for a bar)
     ):
-        video, frames = sound_to_video(
-            models,
-            out_dir,
-            pick_sound(upload, choice),
-            ckpt,
-            start,
-            seed,
-            image,
-            category,
-            fps,
-            smoothing,
-            max_seconds,
-        )
+        sound = pick_sound(upload, choice)
+        video, frames = sound_to_video(models, out_dir, sound, *settings, max_seconds)
         return str(video), [str(f) for f in frames]
 
     @shown_in_page
@@ -80,24 +64,11 @@ def build_app(
         upload,
         choice,
         ckpt,
-        groups,
-        strength,
-        text=None,
-        mix=0.5,
+        *settings,  # groups, strength[, text, mix]
         progress=gr.Progress(track_tqdm=True),  # noqa: B008
     ):
-        return edit_with_sound(
-            models,
-            pick_sound(upload, choice),
-            ckpt,
-            image,
-            seed,
-            groups,
-            strength,
-            text,
-            mix,
-            max_seconds=max_seconds,
-        )
+        sound = pick_sound(upload, choice)
+        return edit_with_sound(models, sound, ckpt, image, seed, *settings, max_seconds=max_seconds)
 
     def sound_inputs():
         upload = gr.Audio(

@@ -29,6 +29,7 @@ from sgvideo.lit.checkpointing import StageCheckpointMixin
 from sgvideo.lit.mixins import RngStateMixin
 from sgvideo.losses import symmetric_info_nce
 from sgvideo.models.clip_model import (
+    SMALL_CLIP,
     build_clip,
     clip_image_embed,
     clip_tokens,
@@ -47,16 +48,6 @@ CAPTION_TEMPLATES = (
     "a landscape with {}",
     "a picture of {}",
     "{}",
-)
-# A ViT small enough to train on a CPU in a minute or two at 32 px (4x4 patches of 8 px).
-SMALL_CLIP = dict(
-    embed_dim=64,
-    image_resolution=32,
-    vision_layers=2,
-    vision_width=64,
-    vision_patch_size=8,
-    transformer_width=64,
-    transformer_layers=2,
 )
 # CLIP's "logit_scale" may not exceed log(100), as in OpenAI's training.
 MAX_LOG_SCALE = math.log(100.0)

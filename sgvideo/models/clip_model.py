@@ -36,18 +36,23 @@ CLIP_HINT = (
 # What `clip.tokenize` produces: its BPE vocabulary size and default context length.
 CLIP_VOCAB_SIZE = 49408
 CLIP_CONTEXT_LENGTH = 77
-# A seeded random CLIP small enough for CPU tests: 32 px images, 32-d joint space.
-TINY_CLIP = dict(
-    embed_dim=32,
+# A ViT small enough to train on a CPU in a minute or two at 32 px (4x4 patches of 8 px):
+# `build_clip` arguments.
+SMALL_CLIP = dict(
+    embed_dim=64,
     image_resolution=32,
     vision_layers=2,
     vision_width=64,
     vision_patch_size=8,
-    context_length=77,
-    vocab_size=49408,
     transformer_width=64,
-    transformer_heads=1,
     transformer_layers=2,
+)
+# A seeded random CLIP for CPU tests: the small one with a 32-d joint space (`CLIP` arguments).
+TINY_CLIP = SMALL_CLIP | dict(
+    embed_dim=32,
+    context_length=CLIP_CONTEXT_LENGTH,
+    vocab_size=CLIP_VOCAB_SIZE,
+    transformer_heads=1,
 )
 
 

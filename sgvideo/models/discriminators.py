@@ -8,6 +8,7 @@ so any power-of-two size >= 32 works.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from einops import rearrange
 from torch import Tensor, nn
@@ -20,8 +21,32 @@ def _check_size(size: int) -> int:
     return int(math.log2(size)) - 2
 
 
-def _widths(channels: int, max_channels: int, count: int) -> list[int]:
-    return [min(channels * 2**i, max_channels) for i in range(count)]
+def _halving_layers(
+    size: int, channels: int, max_channels: int, conv: Callable[..., nn.Module], norm: type
+) -> tuple[list[nn.Module], int]:
+    """From RGB down to 4x4: `conv(in, out, first)` (each halves the resolution), `norm` after
+    all but the first, LeakyReLU(0.2); channels double from `channels` up to `max_channels`.
+    Returns the layers and the last width."""
+    layers: list[nn.Module] = []
+    in_ch = 3
+    for i in range(_check_size(size)):
+        out_ch = min(channels * 2**i, max_channels)
+        layers.append(conv(in_ch, out_ch, i == 0))
+        if i > 0:
+            layers.append(norm(out_ch))
+        layers.append(nn.LeakyReLU(0.2))
+        in_ch = out_ch
+    return layers, in_ch
+
+
+def _image_conv(c_in: int, c_out: int, first: bool) -> nn.Module:
+    """4x4 stride 2; a bias only in the first (the others are instance-normalised)."""
+    return nn.Conv2d(c_in, c_out, 4, 2, 1, bias=first)
+
+
+def _frame_by_frame_conv(c_in: int, c_out: int, first: bool) -> nn.Module:
+    """(1, 3, 3) kernels, (1, 2, 2) strides: each frame alone, the time axis kept."""
+    return nn.Conv3d(c_in, c_out, (1, 3, 3), (1, 2, 2), (0, 1, 1))
 
 
 def _check_frames(x: Tensor, size: int, pattern: str, channel_dim: int) -> None:
@@ -39,15 +64,8 @@ class ImageDiscriminator(nn.Module):
     def __init__(self, size: int, channels: int = 64, max_channels: int = 512) -> None:
         super().__init__()
         self.size = size
-        widths = _widths(channels, max_channels, _check_size(size))
-        layers: list[nn.Module] = []
-        in_ch = 3
-        for i, out_ch in enumerate(widths):
-            layers.append(nn.Conv2d(in_ch, out_ch, 4, 2, 1, bias=i == 0))
-            if i > 0:
-                layers.append(nn.InstanceNorm2d(out_ch))
-            layers.append(nn.LeakyReLU(0.2))
-            in_ch = out_ch
+        conv = _image_conv
+        layers, in_ch = _halving_layers(size, channels, max_channels, conv, nn.InstanceNorm2d)
         layers.append(nn.Conv2d(in_ch, 1, 4, 1, 0))
         self.net = nn.Sequential(*layers)
 
@@ -67,15 +85,8 @@ class VideoDiscriminator(nn.Module):
     def __init__(self, size: int, channels: int = 32, max_channels: int = 256) -> None:
         super().__init__()
         self.size = size
-        widths = _widths(channels, max_channels, _check_size(size))
-        layers: list[nn.Module] = []
-        in_ch = 3
-        for i, out_ch in enumerate(widths):
-            layers.append(nn.Conv3d(in_ch, out_ch, (1, 3, 3), (1, 2, 2), (0, 1, 1)))
-            if i > 0:
-                layers.append(nn.InstanceNorm3d(out_ch))
-            layers.append(nn.LeakyReLU(0.2))
-            in_ch = out_ch
+        conv = _frame_by_frame_conv
+        layers, in_ch = _halving_layers(size, channels, max_channels, conv, nn.InstanceNorm3d)
         layers += [
             nn.Conv3d(in_ch, in_ch, 3, 1, 1),
             nn.LeakyReLU(0.2),
