@@ -6,7 +6,7 @@ STAMP := $(VENV)/.sgvideo-installed
 ARGS ?=
 
 .PHONY: setup test test-fast lint bench demo synth-data train-clip train-prior train-align \
-        train-inversion train-generator evaluate app tensorboard clean
+        train-inversion train-trajectory train-generator evaluate app tensorboard clean
 
 setup: $(STAMP)
 
@@ -44,8 +44,10 @@ train-align: setup
 train-inversion: setup
 	$(BIN)/sgvideo inversion fit --config configs/inversion.yaml $(ARGS)
 
-train-generator: setup
-	$(BIN)/sgvideo generator fit --config configs/generator.yaml $(ARGS)
+train-trajectory: setup
+	$(BIN)/sgvideo trajectory fit --config configs/generator.yaml $(ARGS)
+
+train-generator: train-trajectory  # the older name
 
 evaluate: setup
 	$(BIN)/sgvideo evaluate --config configs/evaluate.yaml $(ARGS)

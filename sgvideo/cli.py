@@ -34,12 +34,14 @@ STAGES: dict[str, tuple[str, str, str]] = {
         "sgvideo.data.datamodule:LandscapeDataModule",
         "stage 1: train the sound inversion encoder",
     ),
-    "generator": (
+    "trajectory": (
         "sgvideo.lit.trajectory:TrajectoryGAN",
         "sgvideo.data.datamodule:LandscapeDataModule",
         "stage 2: train the latent trajectory generator",
     ),
 }
+# older stage names that still work (`sgvideo generator fit` trains the trajectory)
+STAGE_ALIASES: dict[str, str] = {"generator": "trajectory"}
 
 # tool -> (function taking argv and returning an exit code, help)
 TOOLS: dict[str, tuple[str, str]] = {
@@ -63,6 +65,7 @@ def _resolve(spec: str):
 def _usage() -> str:
     lines = ["usage: sgvideo <command> [options]", "", "training stages (LightningCLI):"]
     lines += [f"  {name:<12} {help_}" for name, (_, _, help_) in STAGES.items()]
+    lines += [f"  {old:<12} the same as `{new}`" for old, new in STAGE_ALIASES.items()]
     lines += ["", "tools:"]
     lines += [f"  {name:<12} {help_}" for name, (_, help_) in TOOLS.items()]
     lines += ["", "`sgvideo <command> --help` describes each command's options."]
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(_usage())
         return 0
-    command, rest = argv[0], argv[1:]
+    command, rest = STAGE_ALIASES.get(argv[0], argv[0]), argv[1:]
     if command in STAGES:
         # A missing or wrong weight file is the user's to fix: its message, not a traceback.
         run = reports_user_errors(f"sgvideo {command}", (FileNotFoundError, NotWeightsError))

@@ -8,7 +8,7 @@ import pytest
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from sgvideo.cli import STAGES, TOOLS, main, place_checkpoints_under_root
+from sgvideo.cli import STAGE_ALIASES, STAGES, TOOLS, main, place_checkpoints_under_root
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,3 +59,19 @@ def test_checkpoints_without_a_folder_go_under_the_root_dir(tmp_path: Path) -> N
     place_checkpoints_under_root(trainer)
     assert Path(unset.dirpath) == tmp_path / "root" / "checkpoints"
     assert Path(given.dirpath) == tmp_path / "given"
+
+
+def test_stage_2_is_trajectory_and_generator_still_works(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert "trajectory" in STAGES and STAGE_ALIASES == {"generator": "trajectory"}
+    config = str(Path(__file__).parents[1] / "configs" / "demo" / "generator.yaml")
+    resolved = []
+    for name in ("trajectory", "generator"):
+        with pytest.raises(SystemExit) as stop:
+            main([name, "fit", "--config", config, "--print_config"])
+        assert stop.value.code in (0, None)
+        resolved.append(capsys.readouterr().out)
+    assert resolved[0] == resolved[1] and "model:" in resolved[0]
+    main(["--help"])
+    assert "  generator    the same as `trajectory`" in capsys.readouterr().out

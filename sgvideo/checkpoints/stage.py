@@ -13,10 +13,14 @@ import torch
 
 from sgvideo.files import read_torch_file, require_file
 
+# stage tags that name the same stage (stage 2 was tagged "generator" before it was "trajectory")
+SAME_STAGE: dict[str, str] = {"generator": "trajectory"}
+
 
 def check_stage(checkpoint: dict[str, Any], stage: str, source: str) -> None:
+    """Raise ValueError unless `checkpoint` was written by `stage` (or by an older name of it)."""
     found = checkpoint.get("sgvideo_stage")
-    if found != stage:
+    if SAME_STAGE.get(found, found) != SAME_STAGE.get(stage, stage):
         what = f"a checkpoint of stage {found!r}" if found else "not an sgvideo stage checkpoint"
         raise ValueError(f"{source} is {what}, expected a {stage!r} checkpoint")
 
