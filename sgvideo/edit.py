@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -56,6 +57,34 @@ from sgvideo.video_io import VideoWriter, iter_frames, probe_video
 # ---------------------------------------------------------------------------- Python API
 
 
+@dataclass
+class EditorWeights:
+    """Where the editor runs and which networks it loads beside the stage-1 checkpoint (options
+    --device, --generator, --clip, --audio-encoder).
+
+    Args:
+        device: cpu, cuda, ...
+        generator_path: StyleGAN2 .pt (default: the checkpoint's path).
+        clip: CLIP weights or 'tiny' (default: the checkpoint's).
+        audio_encoder_path: stage-0 checkpoint (default: the checkpoint's).
+    """
+
+    device: str = "cpu"
+    generator_path: str | None = None
+    clip: str | None = None
+    audio_encoder_path: str | None = None
+
+    def load(self, checkpoint: str | os.PathLike) -> SoundEditor:
+        """The `SoundEditor` of a stage-1 checkpoint with these networks, on this device."""
+        return SoundEditor.from_checkpoint(
+            checkpoint,
+            resolve_device(self.device),
+            self.generator_path,
+            self.clip,
+            self.audio_encoder_path,
+        )
+
+
 def edit_image(
     checkpoint: str | os.PathLike,
     audio: str | os.PathLike,
@@ -66,11 +95,8 @@ def edit_image(
     settings: EditSettings | None = None,
     truncation: float = 0.7,
     project_steps: int = 200,
-    device: str = "cpu",
     save_latent_to: str | os.PathLike | None = None,
-    generator_path: str | None = None,
-    clip: str | None = None,
-    audio_encoder_path: str | None = None,
+    weights: EditorWeights | None = None,
     progress: bool = True,
 ) -> tuple[Path, Path]:
     """Edit an image (file, latent file or seed: exactly one) with a sound; writes the edited
@@ -84,16 +110,12 @@ def edit_image(
         image: image file to project and edit.
         latent: latent file from `sgvideo project`.
         seed: edit a seeded random image.
+        settings: the edit (options --groups, --strength, --text, --mix, --optimize-steps,
+            --lr, --l2-weight, --text-samples; see EditSettings).
         truncation: truncation of the --seed latent.
         project_steps: projection steps for --image.
         save_latent_to: also write the edited latent (.pt); option --save-latent.
-        settings: the edit (options --groups, --strength, --text, --mix, --optimize-steps,
-            --lr, --l2-weight, --text-samples; see EditSettings).
-        device: cpu, cuda, ...
-        generator_path: StyleGAN2 .pt (default: the checkpoint's path); option --generator.
-        clip: CLIP weights or 'tiny' (default: the checkpoint's).
-        audio_encoder_path: stage-0 checkpoint (default: the checkpoint's); option
-            --audio-encoder.
+        weights: device and networks (see EditorWeights).
         progress: show progress bars (--no-progress: none).
     """
     settings = settings or EditSettings()
@@ -110,9 +132,7 @@ def edit_image(
     )
     sound = read_audio(audio)  # inputs are checked before the models load
     rgb = None if image is None else read_image(image)
-    editor = SoundEditor.from_checkpoint(
-        checkpoint, resolve_device(device), generator_path, clip, audio_encoder_path
-    )
+    editor = (weights or EditorWeights()).load(checkpoint)
     g = editor.generator
     wave = sound.at(editor.inverter.sample_rate)
     before: list[Tensor] = []
@@ -148,10 +168,7 @@ def edit_video(
     project_steps: int = 100,
     warm_steps: int = 30,
     smoothing: float = 0.6,
-    device: str = "cpu",
-    generator_path: str | None = None,
-    clip: str | None = None,
-    audio_encoder_path: str | None = None,
+    weights: EditorWeights | None = None,
     progress: bool = True,
 ) -> Path:
     """Edit every frame of `video` with the sound of `audio` and write it with that sound.
@@ -167,16 +184,12 @@ def edit_video(
         video: input video.
         audio: the sound that guides the edit.
         out: output video (.mp4).
+        settings: the edit (options --groups, --strength, --text, --mix, --optimize-steps,
+            --lr, --l2-weight, --text-samples; see EditSettings).
         project_steps: projection steps for the first frame.
         warm_steps: projection steps for the following frames.
         smoothing: EMA weight of the previous sound latent.
-        settings: the edit (options --groups, --strength, --text, --mix, --optimize-steps,
-            --lr, --l2-weight, --text-samples; see EditSettings).
-        device: cpu, cuda, ...
-        generator_path: StyleGAN2 .pt (default: the checkpoint's path); option --generator.
-        clip: CLIP weights or 'tiny' (default: the checkpoint's).
-        audio_encoder_path: stage-0 checkpoint (default: the checkpoint's); option
-            --audio-encoder.
+        weights: device and networks (see EditorWeights).
         progress: show progress bars (--no-progress: none).
     """
     settings = settings or EditSettings()
@@ -187,9 +200,7 @@ def edit_video(
     info = probe_video(video)  # inputs are checked before the models load
     sound = read_audio(audio)
     smoother = ExponentialSmoother(smoothing)
-    editor = SoundEditor.from_checkpoint(
-        checkpoint, resolve_device(device), generator_path, clip, audio_encoder_path
-    )
+    editor = (weights or EditorWeights()).load(checkpoint)
     g = editor.generator
     rate = editor.inverter.sample_rate
     wave = sound.at(rate)
@@ -276,8 +287,15 @@ SETTINGS = (
     "text-samples",
 )
 EDIT_FLAGS = {
-    "generator": "generator_path",
-    "audio-encoder": "audio_encoder_path",
+    "device": "weights.device",
+    "generator": "weights.generator_path",
+    "clip": "weights.clip",
+    "audio-encoder": "weights.audio_encoder_path",
+    # the parameter names these options had before they were grouped in EditorWeights
+    "generator_path": "weights.generator_path",
+    "generator-path": "weights.generator_path",
+    "audio_encoder_path": "weights.audio_encoder_path",
+    "audio-encoder-path": "weights.audio_encoder_path",
     **{name: "settings." + name.replace("-", "_") for name in SETTINGS},
 }
 EDIT_IMAGE_HELP = (
