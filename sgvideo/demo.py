@@ -74,12 +74,27 @@ def _log(message: str) -> None:
     print(f"[demo] {message}", flush=True)
 
 
-def _run(command: list[str]) -> None:
+def _run(command: list[str], threads: int = 1) -> None:
     _log("$ " + " ".join(command))
-    # The demo's models are tiny: one thread per process is several times faster on a small
-    # machine than threads spinning on each other's barriers. A user's own setting wins.
-    env = {"OMP_NUM_THREADS": "1", **os.environ}
+    # The demo's models are tiny: a stage that shares the machine with another is several times
+    # faster with one thread than with threads spinning on each other's barriers; one that runs
+    # alone gets every core. A user's own setting wins.
+    env = {"OMP_NUM_THREADS": str(threads), **os.environ}
     subprocess.run(command, check=True, env=env)
+
+
+def runs_alone(stage: str) -> bool:
+    """Whether every other stage must finish before `stage` or wait for it (`train_stages`
+    then runs it by itself)."""
+    before = {stage: set(inputs.values()) for stage, inputs in STAGE_INPUTS.items()}
+
+    def ancestors(name: str) -> set[str]:
+        return set().union(*({source} | ancestors(source) for source in before[name]))
+
+    return all(
+        other == stage or other in ancestors(stage) or stage in ancestors(other)
+        for other in STAGE_INPUTS
+    )
 
 
 def _sgvideo(*args: str) -> list[str]:
@@ -125,7 +140,7 @@ def train_stage(stage: str, paths: DemoPaths, image_size: int, max_steps: int | 
         _log(f"{stage}: resuming from {resume}")
         command += ["--ckpt_path", str(resume)]
     start = time.perf_counter()
-    _run(command)
+    _run(command, threads=(os.cpu_count() or 1) if runs_alone(stage) else 1)
     if stage not in EXPORTING_STAGES:
         last = _last_checkpoint(run_dir)
         if last is None:

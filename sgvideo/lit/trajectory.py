@@ -80,9 +80,10 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
     generated clip). The start latent w^0 is the first window's sound latent
     (`init="audio"`) or, with `init="text"`, the authors' CLIP choice: among
     `text_init_samples` truncated random latents, the one whose image is nearest the category
-    prompt (chosen once per category, kept in the checkpoint). In training, each clip starts
-    with probability `restart_prob` from another clip's start latent instead, so that the net
-    learns to walk back to its sound from anywhere: what keeps long videos from drifting.
+    prompt (chosen once per category, kept in the checkpoint). In training, each clip may start
+    (with probability `restart_prob`) from another clip's start latent instead, practice for
+    starts far from the sound; long videos need no such practice, the trajectory's pull toward
+    the sound latent keeps them on their scene.
     `anchor_weight` None means 1 with text init and 0 with audio init. `global_step` counts
     batches (the discriminator step is not counted), so `max_steps` is a number of batches. Every
     `sample_every_n_steps` batches, the generated clip beside the real one goes to
@@ -145,7 +146,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         layout_weight: float = 0.0,
         layout_size: int = 8,
         motion_weight: float = 1.0,
-        restart_prob: float = 0.5,
+        restart_prob: float = 0.0,
         image_d_channels: int = 64,
         video_d_channels: int = 32,
         lr: float = 1e-4,
