@@ -284,6 +284,7 @@ def run_demo(
     max_steps: int | None = None,
 ) -> dict[str, object]:
     """Run (or resume) every step; returns where the artefacts are."""
+    from sgvideo.data.prepare import prepare_dataset
     from sgvideo.data.synth import write_synthetic_dataset
 
     paths = DemoPaths(Path(out))
@@ -300,6 +301,8 @@ def run_demo(
             fps=FPS,
         )
         staging.rename(paths.synth)
+    # Decode the clips once, before stages that run side by side would each decode them.
+    prepare_dataset(paths.synth, paths.cache, size=image_size, fps=FPS, progress=False)
     train_stages(paths, image_size, max_steps)
     sounds = held_out_sounds(paths)
     videos = generate_videos(paths, sounds)
