@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from sgvideo.audio import frame_count, read_audio, resample, segment_for_frames
 from sgvideo.checkpoints.stylegan2 import load_generator
+from sgvideo.checkpoints.trajectory import load_trajectory_checkpoint
 from sgvideo.errors import reports_user_errors
 from sgvideo.files import refuse_overwriting_inputs
 from sgvideo.inference.latents import seed_latent
@@ -120,8 +121,6 @@ class SoundToVideo:
     ) -> SoundToVideo:
         """Everything from a stage-2 checkpoint; the frozen nets come from the paths saved in it
         unless `generator_path` / `inversion_path` override them (e.g. on another machine)."""
-        from sgvideo.lit.trajectory import load_trajectory_checkpoint
-
         trajectory, hparams = load_trajectory_checkpoint(checkpoint)
         generator = load_generator(generator_path or hparams["generator_path"])
         encoder, _ = load_inversion_encoder(inversion_path or hparams["inversion_path"])

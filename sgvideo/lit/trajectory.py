@@ -23,8 +23,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint
 
 from sgvideo.audio import LogMel, segment_for_frames
-from sgvideo.checkpoints import read_stage_checkpoint, submodule_state
 from sgvideo.checkpoints.stylegan2 import load_generator
+from sgvideo.checkpoints.trajectory import TRAJECTORY_CONFIG_KEY
 from sgvideo.inference.latents import clip_chosen_latents
 from sgvideo.lit.checkpointing import StageCheckpointMixin
 from sgvideo.lit.mixins import FrozenEvalMixin, RngStateMixin
@@ -48,7 +48,6 @@ from sgvideo.models.trajectory import TrajectoryGenerator, frame_audio_features
 from sgvideo.pixels import to_uint8
 from sgvideo.video_io import write_video
 
-TRAJECTORY_CONFIG_KEY = "sgvideo_trajectory_config"
 # Audio settings the inversion encoder was trained with and this stage must share.
 MEL_SETTINGS = ("sample_rate", "n_mels", "n_fft", "hop_length")
 TEXT_INIT_CHUNK = 16
@@ -499,37 +498,3 @@ def _check_inversion(encoder, inversion_hparams: dict, generator, hparams) -> No
             f"the inversion checkpoint {hparams.inversion_path} was trained with other audio "
             f"settings than this stage's data: {details}"
         )
-
-
-def load_trajectory_checkpoint(
-    path: str | Path, map_location: str | torch.device = "cpu"
-) -> tuple[TrajectoryGenerator, dict[str, Any]]:
-    """The trained trajectory net (eval mode) of a stage-2 checkpoint and its hparams.
-
-    The hparams hold what generation needs: the frozen parts' paths (`generator_path`,
-    `inversion_path`, ...), the audio settings (`sample_rate`, `n_mels`, `n_fft`, `hop_length`,
-    `window_seconds` = one trajectory step, `sound_window_seconds` = stage 1's window),
-    `init` and `categories`; with text init also `start_latents`: category name -> its start
-    latent "n_latent style_dim".
-    """
-    checkpoint = read_stage_checkpoint(path, "generator")
-    config = checkpoint.get(TRAJECTORY_CONFIG_KEY)
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} has no trajectory configuration ('{TRAJECTORY_CONFIG_KEY}')")
-    if "bidirectional" in config:
-        raise ValueError(
-            f"{path} holds a trajectory net of an earlier sgvideo (a bidirectional GRU that "
-            "never saw the previous latent); the causal net replaced it: train stage 2 again"
-        )
-    net = TrajectoryGenerator(**config)
-    state = checkpoint["state_dict"]
-    try:
-        net.load_state_dict(submodule_state(state, "trajectory"))
-    except RuntimeError as error:
-        raise ValueError(f"{path}: trajectory weights do not match {config}: {error}") from None
-    hparams = dict(checkpoint.get("hyper_parameters", {}))
-    if "start_latents" in state:
-        hparams["start_latents"] = dict(
-            zip(hparams["categories"], state["start_latents"].unbind(0), strict=True)
-        )
-    return net.eval().to(map_location), hparams
