@@ -192,12 +192,12 @@ def generate_videos(paths: DemoPaths, sounds: dict[str, Path]) -> list[Path]:
 
     paths.videos.mkdir(parents=True, exist_ok=True)
     written = []
-    for index, (category, sound) in enumerate(sounds.items()):
+    for category, sound in sounds.items():
         video = paths.videos / f"{category}.mp4"
         if not video.exists():
             _log(f"generating {video} from the sound of {sound}")
-            # at the trajectory's training frame rate (the synthetic clips' 15 fps)
-            generate_video(sound, paths.checkpoint("generator"), video, seed=index)
+            # from the sound's own latent, at stage 2's training frame rate (the clips' 15 fps)
+            generate_video(sound, paths.checkpoint("generator"), video)
         written.append(video)
     return written
 
