@@ -101,6 +101,20 @@ def _sgvideo(*args: str) -> list[str]:
     return [sys.executable, "-m", "sgvideo.cli", *args]
 
 
+def _data_options(paths: DemoPaths, image_size: int) -> list[str]:
+    """The `--data.*` options every demo command shares: the clips, their cache and its frames."""
+    return [
+        "--data.root",
+        str(paths.synth),
+        "--data.cache_dir",
+        str(paths.cache),
+        "--data.image_size",
+        str(image_size),
+        "--data.fps",
+        str(FPS),
+    ]
+
+
 def _last_checkpoint(run_dir: Path) -> Path | None:
     found = sorted(run_dir.rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
@@ -118,12 +132,7 @@ def train_stage(stage: str, paths: DemoPaths, image_size: int, max_steps: int | 
         "fit",
         "--config",
         str(CONFIGS / f"{stage}.yaml"),
-        "--data.root",
-        str(paths.synth),
-        "--data.cache_dir",
-        str(paths.cache),
-        "--data.image_size",
-        str(image_size),
+        *_data_options(paths, image_size),
         "--trainer.default_root_dir",
         str(run_dir),
     )
@@ -246,14 +255,7 @@ def evaluate(paths: DemoPaths, image_size: int, num_videos: int) -> None:
             str(paths.checkpoint("generator")),
             "--ablation",
             "true",
-            "--data.root",
-            str(paths.synth),
-            "--data.cache_dir",
-            str(paths.cache),
-            "--data.image_size",
-            str(image_size),
-            "--data.fps",
-            str(FPS),
+            *_data_options(paths, image_size),
             "--data.num_workers",
             "0",
             "--feature-net",
