@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from sgvideo.generate import SoundToVideo, render_video
+from sgvideo.generate import render_video
+from sgvideo.inference.pipeline import SoundToVideo
 from sgvideo.inference.sound import SoundInverter
 from sgvideo.models.inversion_encoder import SoundInversionEncoder
 from sgvideo.models.stylegan2 import Generator

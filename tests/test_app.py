@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from sgvideo.app.handlers import ModelCache, edit_with_sound, read_sound, sound_to_video
-from sgvideo.audio import AudioError
+from sgvideo.audio import AudioError, frame_count
 from sgvideo.cli import main as cli_main
-from sgvideo.generate import SoundToVideo, frame_count
+from sgvideo.inference.pipeline import SoundToVideo
 from sgvideo.video_io import read_frames
 from tests.test_generate import probe_streams, write_wav
 

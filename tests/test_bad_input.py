@@ -19,7 +19,7 @@ from PIL import Image
 
 from sgvideo.cli import main as cli_main
 from sgvideo.edit import SoundEditor
-from sgvideo.generate import SoundToVideo
+from sgvideo.inference.pipeline import SoundToVideo
 from sgvideo.video_io import write_video
 
 RATE = 16000

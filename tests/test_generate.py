@@ -15,9 +15,10 @@ from PIL import Image
 
 from sgvideo.audio import load_audio, segment_for_frames
 from sgvideo.cli import main as cli_main
-from sgvideo.generate import SoundToVideo, generate_video
+from sgvideo.generate import generate_video
 from sgvideo.inference.latents import seed_latent
 from sgvideo.inference.media import seeded
+from sgvideo.inference.pipeline import SoundToVideo
 from sgvideo.inference.sound import ExponentialSmoother, SoundInverter
 from sgvideo.models.inversion_encoder import SoundInversionEncoder
 from sgvideo.models.stylegan2 import Generator

@@ -21,10 +21,11 @@ import torch
 
 from sgvideo.audio import read_audio
 from sgvideo.errors import USER_ERRORS, describe, one_line
-from sgvideo.generate import SoundToVideo, render_video, start_latent
+from sgvideo.generate import render_video, start_latent
 from sgvideo.inference.editing import EditSettings, SoundEditor
 from sgvideo.inference.latents import render, seed_latent
 from sgvideo.inference.media import check_fps, image_tensor, read_image, resolve_device, seeded
+from sgvideo.inference.pipeline import SoundToVideo
 from sgvideo.inference.projection import project_image
 from sgvideo.inference.sound import ExponentialSmoother
 from sgvideo.pixels import frames_to_uint8

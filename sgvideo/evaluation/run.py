@@ -34,7 +34,7 @@ def evaluate(
 def _ablation(run: Evaluation, values: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
     """The measures of each ablation baseline of --checkpoint's model, then the full model's
     (`values`); the baselines' skip counts and notes go into `report`."""
-    from sgvideo.generate import SoundToVideo
+    from sgvideo.inference.pipeline import SoundToVideo
     from sgvideo.metrics.ablation import FULL_MODEL, ablation_baselines
 
     settings = run.settings

@@ -72,8 +72,8 @@ def folder_set(folder: str, sample_rate: int, real: bool) -> VideoSet:
 def checkpoint_generator(checkpoint: str, device: str) -> VideoGenerator:
     """The stage-2 model as a VideoGenerator: `SoundToVideo`, a callable(waveform "samples"
     float32, sample_rate, fps, seed) -> frames "t 3 h w" in [-1, 1], one frame per 1 / fps of
-    sound. Imported here: the stage-2 model needs Lightning, which folder-only runs do not."""
-    from sgvideo.generate import SoundToVideo
+    sound. Imported here: folder-only runs load no model code."""
+    from sgvideo.inference.pipeline import SoundToVideo
 
     return SoundToVideo.from_checkpoint(checkpoint, device=device)
 

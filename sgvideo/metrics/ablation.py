@@ -13,9 +13,9 @@ import torchaudio
 from torch import Tensor
 
 from sgvideo.audio import frame_count
-from sgvideo.generate import SoundToVideo
 from sgvideo.inference.latents import seed_latent
 from sgvideo.inference.media import seeded
+from sgvideo.inference.pipeline import SoundToVideo
 from sgvideo.metrics.sources import VideoGenerator
 
 RANDOM_WALK_SECONDS = 2.0
