@@ -14,7 +14,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset
 
 from sgvideo.checkpoints.trajectory import load_trajectory_checkpoint
-from sgvideo.lit.trajectory import TrajectoryGAN, restarted
+from sgvideo.lit.trajectory import TrajectoryGAN
+from sgvideo.lit.trajectory_support import restarted
 from sgvideo.losses import layout_distance, motion_matching_loss
 from sgvideo.models.clip_model import clip_image_embed, clip_text_embed, prompts_for
 from sgvideo.models.inversion_encoder import (

@@ -18,18 +18,16 @@ generator, CLIP and audio encoder are rebuilt from their paths and left out of c
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 from torch.nn import functional as F
-from torchvision.utils import make_grid, save_image
 
 from sgvideo.audio import LogMel, window_length
 from sgvideo.checkpoints.stylegan2 import load_generator
-from sgvideo.files import atomic_path
+from sgvideo.lit import visuals
 from sgvideo.lit.checkpointing import StageCheckpointMixin
 from sgvideo.lit.mixins import FrozenEvalMixin, RngStateMixin
 from sgvideo.lit.windows import Windows, flatten_windows
@@ -242,16 +240,5 @@ class SoundInversion(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L.Lig
         """A grid with one row per window: real frame | G(w_a), to PNG and image loggers."""
         k = min(self.hparams.num_log_images, real.shape[0])
         pairs = torch.stack([real[:k], fake[:k]], dim=1).flatten(0, 1)
-        grid = make_grid(
-            pairs.float().cpu().clamp(-1, 1), nrow=2, normalize=True, value_range=(-1, 1)
-        )
-        folder = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "images"
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / f"step_{step:07d}.png") as tmp:
-            save_image(grid, tmp)
-        for logger in self.loggers:
-            experiment = getattr(logger, "experiment", None)
-            if hasattr(logger, "log_image"):
-                logger.log_image(key="train/images", images=[grid], step=step)
-            elif hasattr(experiment, "add_image"):
-                experiment.add_image("train/images", grid, step)
+        path = visuals.run_folder(self, "images") / f"step_{step:07d}.png"
+        visuals.save_grid(self, pairs, path, "train/images", nrow=2)

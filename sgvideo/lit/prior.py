@@ -16,7 +16,6 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor
-from torchvision.utils import make_grid, save_image
 
 from sgvideo.checkpoints.stylegan2 import save_rosinality_checkpoint
 from sgvideo.data.images import images_from_batch
@@ -211,15 +210,10 @@ class StyleGAN2Prior(RngStateMixin, StageCheckpointMixin, L.LightningModule):
         return self.g_ema.synthesis(w_plus, noise_mode="const")
 
     def save_samples(self, path: str | Path) -> Path:
-        """Write a grid PNG of `sample()`."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write a grid PNG of `sample()` (`visuals.save_grid`), about square."""
         images = self.sample()
         nrow = max(1, int(math.ceil(math.sqrt(images.shape[0]))))
-        grid = make_grid(images.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
-        save_image(grid, path)
-        visuals.log_image(self, "samples", grid.permute(1, 2, 0), value_range=(0, 1))
-        return path
+        return visuals.save_grid(self, images, path, "samples", nrow=nrow)
 
     @torch.no_grad()
     def export(self, path: str | Path) -> Path:

@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
-import numpy as np
 import torch
 from einops import rearrange
-from PIL import Image
 from torch import Tensor
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
@@ -26,8 +24,10 @@ from sgvideo.audio import LogMel, segment_for_frames
 from sgvideo.checkpoints.stylegan2 import load_generator
 from sgvideo.checkpoints.trajectory import TRAJECTORY_CONFIG_KEY
 from sgvideo.inference.latents import clip_chosen_latents
+from sgvideo.lit import visuals
 from sgvideo.lit.checkpointing import StageCheckpointMixin
 from sgvideo.lit.mixins import FrozenEvalMixin, RngStateMixin
+from sgvideo.lit.trajectory_support import check_inversion, restarted
 from sgvideo.losses import (
     cosine_distance,
     layout_distance,
@@ -45,12 +45,6 @@ from sgvideo.models.clip_model import (
 from sgvideo.models.discriminators import ImageDiscriminator, VideoDiscriminator
 from sgvideo.models.inversion_encoder import load_inversion_encoder
 from sgvideo.models.trajectory import TrajectoryGenerator, frame_audio_features
-from sgvideo.pixels import to_uint8
-from sgvideo.video_io import write_video
-
-# Audio settings the inversion encoder was trained with and this stage must share.
-MEL_SETTINGS = ("sample_rate", "n_mels", "n_fft", "hop_length")
-TEXT_INIT_CHUNK = 16
 
 
 class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.LightningModule):
@@ -167,7 +161,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             raise ValueError("init='text' needs the category names (linked from the data module)")
         self.generator = load_generator(generator_path)
         self.inversion, inversion_hparams = load_inversion_encoder(inversion_path)
-        _check_inversion(self.inversion, inversion_hparams, self.generator, self.hparams)
+        check_inversion(self.inversion, inversion_hparams, self.generator, self.hparams)
         # Stage 1 reads windows of its own length, centred on each frame.
         self.hparams["sound_window_seconds"] = inversion_hparams.get(
             "window_seconds", window_seconds
@@ -263,9 +257,8 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         hp = self.hparams
         prompts = prompts_for(hp.categories, hp.text_template)
         return clip_chosen_latents(
-            self.generator, self.clip, prompts, hp.text_init_samples, hp.truncation, hp.seed,
-            chunk=TEXT_INIT_CHUNK,
-        )  # fmt: skip
+            self.generator, self.clip, prompts, hp.text_init_samples, hp.truncation, hp.seed
+        )
 
     def start_latent(self, w_a: Tensor, category: Tensor) -> Tensor:
         """w^0 "b n s": the first window's sound latent, or the category's CLIP-chosen start."""
@@ -406,6 +399,20 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         if every and self.trainer.is_global_zero and (self.global_step - 1) % every == 0:
             self.save_samples(batch, fake.detach(), f"step{self.global_step - 1:07d}")
 
+    def save_samples(self, batch: dict[str, Any], fake: Tensor, name: str) -> Path:
+        """The batch's first clip, real vs generated (`visuals.save_clip_pair`), as
+        `<log_dir>/samples/<name>.png` and `.mp4`."""
+        waveform = batch.get("waveform")
+        return visuals.save_clip_pair(
+            self,
+            visuals.run_folder(self, "samples") / f"{name}.png",
+            batch["frames"][0],
+            fake[0],
+            fps=1.0 / self.hparams.window_seconds,
+            waveform=None if waveform is None else waveform[0],
+            sample_rate=self.hparams.sample_rate,
+        )
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         real = self._real_frames(batch)
         fake, w, w_a, w0, mel = self._generate(batch)
@@ -429,72 +436,6 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         for scheduler in self.lr_schedulers():
             scheduler.step()
 
-    # ------------------------------------------------------------------ samples
-
-    def save_samples(self, batch: dict[str, Any], fake: Tensor, name: str) -> Path:
-        """Real (top) vs generated (bottom) frames of the batch's first clip: PNG strip + mp4.
-
-        The mp4 shows the two clips side by side with the clip's sound; the strip also goes to
-        the loggers that take images (TensorBoard, Weights & Biases), and to TensorBoard the two
-        clips as a video (real | generated) and the clip's sound.
-        """
-        out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "samples"
-        out.mkdir(parents=True, exist_ok=True)
-        pair = torch.stack([batch["frames"][0], fake[0]]).float()
-        pixels = to_uint8(pair).cpu()
-        strip = rearrange(pixels, "r t c h w -> (r h) (t w) c").numpy()
-        Image.fromarray(strip).save(out / f"{name}.png")
-        from sgvideo.lit import visuals  # here: the rest of this file is stage 2's model code
-
-        visuals.log_image(self, "samples", strip)
-        visuals.log_video(self, "samples/video", pixels, fps=1.0 / self.hparams.window_seconds)
-        waveform = batch.get("waveform")
-        if waveform is not None:
-            visuals.log_audio(self, "samples/sound", waveform[0], self.hparams.sample_rate)
-        write_video(
-            out / f"{name}.mp4",
-            np.ascontiguousarray(rearrange(pixels, "r t c h w -> t h (r w) c").numpy()),
-            fps=1.0 / self.hparams.window_seconds,
-            audio=None if waveform is None else waveform[0].float().cpu(),
-            sample_rate=self.hparams.sample_rate,
-        )
-        return out / f"{name}.png"
-
 
 def _as_video(frames: Tensor) -> Tensor:
     return rearrange(frames, "b t c h w -> b c t h w")
-
-
-def restarted(w0: Tensor, prob: float) -> Tensor:
-    """Start latents "b n s" where each row, with probability `prob`, is replaced by another
-    row's (a random derangement of the batch; unchanged for a batch of one)."""
-    b = w0.shape[0]
-    if b < 2:
-        return w0
-    other = (torch.arange(b) + torch.randint(1, b, (b,))) % b
-    pick = (torch.rand(b) < prob).to(w0.device)[:, None, None]
-    return torch.where(pick, w0[other.to(w0.device)], w0)
-
-
-def _check_inversion(encoder, inversion_hparams: dict, generator, hparams) -> None:
-    """A stage-1 encoder made for another generator or other audio settings is refused."""
-    ours = (generator.n_latent, generator.style_dim)
-    theirs = (encoder.n_latent, encoder.style_dim)
-    if ours != theirs:
-        raise ValueError(
-            f"the inversion checkpoint {hparams.inversion_path} predicts W+ latents of "
-            f"{theirs[0]} x {theirs[1]} but the generator {hparams.generator_path} takes "
-            f"{ours[0]} x {ours[1]}: train stage 1 for this generator"
-        )
-    mismatched = {
-        key: (inversion_hparams[key], hparams[key])
-        for key in MEL_SETTINGS
-        if key in inversion_hparams and inversion_hparams[key] != hparams[key]
-    }
-    if mismatched or encoder.n_mels != hparams.n_mels:
-        mismatched.setdefault("n_mels", (encoder.n_mels, hparams.n_mels))
-        details = ", ".join(f"{k}: {a} (stage 1) vs {b}" for k, (a, b) in mismatched.items())
-        raise ValueError(
-            f"the inversion checkpoint {hparams.inversion_path} was trained with other audio "
-            f"settings than this stage's data: {details}"
-        )

@@ -5,17 +5,29 @@ SummaryWriter (`logger.experiment`): `add_image`, `add_audio`, and videos as ani
 summaries, which is what `add_video` writes but without its moviepy dependency. Loggers with
 `log_image` (Weights & Biases) get the images; CSV loggers nothing. Scalars need none of this:
 `self.log` sends them to every logger. Call these on global rank zero only.
+
+The sample files every stage writes into its run folder go through the same module:
+`save_grid` (an image grid as a PNG, also to the image loggers: the prior's samples, stage 1's
+real | generated rows) and `save_clip_pair` (stage 2's real and generated clips as a PNG strip
+and an mp4 with the clip's sound, also to the loggers).
 """
 
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
 from einops import rearrange
 from PIL import Image
 from torch import Tensor
+from torchvision.utils import make_grid, save_image
+
+from sgvideo.files import atomic_path
+from sgvideo.pixels import to_uint8
+from sgvideo.video_io import write_video
 
 
 def _uint8(pixels: Tensor | np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
@@ -111,3 +123,54 @@ def confusion_image(counts: Tensor, cell: int = 24) -> np.ndarray:
     picture = colour.repeat(cell, axis=0).repeat(cell, axis=1)
     picture[::cell, :] = picture[:, ::cell] = 160
     return np.ascontiguousarray(picture)
+
+
+def run_folder(module, name: str) -> Path:
+    """`<the run's log dir>/<name>`, created: where a stage's sample files go."""
+    folder = Path(module.trainer.log_dir or module.trainer.default_root_dir) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_grid(module, images: Tensor, path: str | os.PathLike, tag: str, nrow: int) -> Path:
+    """Images "b 3 h w" in [-1, 1] as a grid of `nrow` per row: a PNG at `path` (written
+    atomically, its folder created) and the image loggers' `tag`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = make_grid(images.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
+    with atomic_path(path) as tmp:
+        save_image(grid, tmp)
+    log_image(module, tag, grid.permute(1, 2, 0), value_range=(0, 1))
+    return path
+
+
+def save_clip_pair(
+    module,
+    path: str | os.PathLike,
+    real: Tensor,
+    fake: Tensor,
+    fps: float,
+    waveform: Tensor | None = None,
+    sample_rate: int = 44100,
+) -> Path:
+    """Clips "t 3 h w" in [-1, 1]: real (top) vs generated (bottom) as a PNG strip at `path`
+    and, beside it, an mp4 of the two side by side with the clip's sound `waveform`
+    "samples"; the strip also goes to the image loggers (`samples`), and to TensorBoard the
+    two clips as a video (real | generated) and the sound."""
+    path = Path(path)
+    pixels = to_uint8(torch.stack([real, fake]).float()).cpu()
+    strip = rearrange(pixels, "r t c h w -> (r h) (t w) c").numpy()
+    with atomic_path(path) as tmp:
+        Image.fromarray(strip).save(tmp)
+    log_image(module, "samples", strip)
+    log_video(module, "samples/video", pixels, fps=fps)
+    if waveform is not None:
+        log_audio(module, "samples/sound", waveform, sample_rate)
+    write_video(
+        path.with_suffix(".mp4"),
+        np.ascontiguousarray(rearrange(pixels, "r t c h w -> t h (r w) c").numpy()),
+        fps=fps,
+        audio=None if waveform is None else waveform.float().cpu(),
+        sample_rate=sample_rate,
+    )
+    return path
