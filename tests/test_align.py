@@ -24,20 +24,23 @@ from sgvideo.losses import (
     symmetric_info_nce,
 )
 from sgvideo.models.audio_encoder import load_audio_encoder
-from tests.fixtures.stages import align_module, fit, tiny_datamodule
+from tests.fixtures.stages import (
+    align_module,
+    first_batch,
+    fit,
+    tiny_datamodule,
+    train_only_datamodule,
+)
 
 
 @pytest.fixture(scope="module")
 def datamodule(synth_root, synth_cache):
-    datamodule = tiny_datamodule(synth_root, synth_cache, val_fraction=0.0, test_fraction=0.0)
-    datamodule.setup()
-    return datamodule
+    return train_only_datamodule(synth_root, synth_cache)
 
 
 @pytest.fixture(scope="module")
 def batch(datamodule):
-    torch.manual_seed(0)
-    return next(iter(datamodule.train_dataloader()))
+    return first_batch(datamodule)
 
 
 # ---------------------------------------------------------------------------- shared losses

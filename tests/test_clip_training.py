@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from sgvideo.cli import main
 from sgvideo.lit.clip_training import CLIPTraining, augment_images, labelled_frames
 from sgvideo.models.clip_model import (
+    SMALL_CLIP,
     build_clip,
     clip_image_embed,
     clip_text_embed,
@@ -28,14 +29,9 @@ CATEGORIES = ["fire", "rain", "thunder", "water", "wind"]
 COLOURS = torch.tensor(
     [[0.9, -0.6, -0.9], [-0.2, -0.2, 0.1], [-0.9, -0.9, -0.5], [-0.8, 0.2, 0.9], [0.1, 0.8, -0.5]]
 )
-TINY_ARCHITECTURE = dict(
-    embed_dim=32,
-    image_resolution=16,
-    vision_layers=1,
-    vision_width=64,
-    vision_patch_size=8,
-    transformer_width=64,
-    transformer_layers=1,
+# SMALL_CLIP halved in depth, at 16 px, with a 32-d joint space.
+TINY_ARCHITECTURE = SMALL_CLIP | dict(
+    embed_dim=32, image_resolution=16, vision_layers=1, transformer_layers=1
 )
 
 

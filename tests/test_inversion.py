@@ -15,24 +15,24 @@ from PIL import Image
 from sgvideo.lit.inversion import SoundInversion
 from sgvideo.lit.windows import flatten_windows
 from sgvideo.models.inversion_encoder import load_inversion_encoder
-from tests.fixtures.stages import fit, inversion_module, tiny_datamodule
+from tests.fixtures.stages import (
+    first_batch,
+    fit,
+    inversion_module,
+    train_only_datamodule,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def datamodule(synth_root, synth_cache):
-    datamodule = tiny_datamodule(
-        synth_root, synth_cache, val_fraction=0.0, test_fraction=0.0, batch_size=5
-    )
-    datamodule.setup()
-    return datamodule
+    return train_only_datamodule(synth_root, synth_cache, batch_size=5)
 
 
 @pytest.fixture(scope="module")
 def batch(datamodule):
-    torch.manual_seed(0)
-    return next(iter(datamodule.train_dataloader()))
+    return first_batch(datamodule)
 
 
 @pytest.fixture
