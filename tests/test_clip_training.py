@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -22,6 +25,8 @@ from sgvideo.models.clip_model import (
     zero_shot_accuracy,
 )
 from tests.fixtures.stages import TINY_AUDIO, quiet_trainer
+
+REPO = Path(__file__).resolve().parents[1]
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CATEGORIES = ["fire", "rain", "thunder", "water", "wind"]
@@ -243,3 +248,27 @@ def test_cli_names_a_file_that_is_not_clip(synth_root, synth_cache, tmp_path, ca
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"sgvideo clip: error: {not_clip} is not an OpenAI CLIP checkpoint")
+
+
+def test_ddp_two_cpu_processes_keep_identical_weights_and_rank_0_exports(tmp_path) -> None:
+    script = REPO / "tests" / "ddp_clip_run.py"
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2]
+    assert [r["global_step"] for r in ranks] == [2, 2]
+    for key, value in ranks[0]["clip"].items():
+        assert torch.equal(ranks[1]["clip"][key], value), key
+    moved = [k for k, v in ranks[0]["clip"].items() if not torch.equal(v, ranks[0]["initial"][k])]
+    assert moved  # training happened
+    exported = load_clip(str(tmp_path / "clip.pt"))
+    for key, value in exported.state_dict().items():
+        torch.testing.assert_close(value, ranks[0]["clip"][key].float())
