@@ -154,10 +154,11 @@ class TrajectoryGenerator(nn.Module):
             self._extra(noise, self.noise_dim, batch, "noise", w_a),
         ]
         w_prev, hidden, deltas = state.w, {}, []
+        ordered = sorted(self.groups.items(), key=_by_start)
         # The recurrence runs in the weights' precision even under autocast: the residuals
         # accumulate over frames, and not every backend has reduced-precision GRUs.
         with torch.autocast(w_a.device.type, enabled=False):
-            for name, layers in sorted(self.groups.items(), key=by_start):
+            for name, layers in ordered:
                 head = self.heads[name]
                 parts = [
                     rearrange(w_prev[:, layers] - w_a[:, layers], "b n s -> b (n s)"),
@@ -167,9 +168,7 @@ class TrajectoryGenerator(nn.Module):
                 x = torch.cat(parts, dim=-1).to(head.weight.dtype)
                 out, hidden[name] = self.rnns[name](x.unsqueeze(0), state.hidden.get(name))
                 deltas.append(rearrange(head(out[0]), "b (n s) -> b n s", s=self.style_dim))
-        persistence = torch.cat(
-            [self.persistence[name] for name, _ in sorted(self.groups.items(), key=by_start)]
-        )
+        persistence = torch.cat([self.persistence[name] for name, _ in ordered])
         kept = MAX_PERSISTENCE * torch.sigmoid(persistence.to(w_prev.dtype))
         w = w_a + kept * (w_prev - w_a) + torch.cat(deltas, dim=1).to(w_prev.dtype)
         return w, TrajectoryState(w=w, hidden=hidden)
@@ -207,7 +206,7 @@ class TrajectoryGenerator(nn.Module):
     forward = rollout
 
 
-def by_start(item: tuple[str, slice]) -> int:
+def _by_start(item: tuple[str, slice]) -> int:
     """Sort key of (group name, W+ layers): groups in layer order."""
     return item[1].start
 
