@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -24,11 +21,11 @@ from sgvideo.models.clip_model import (
     save_clip,
     zero_shot_accuracy,
 )
-from tests.fixtures.stages import TINY_AUDIO, quiet_trainer
+from tests.fixtures.stages import TINY_AUDIO, quiet_trainer, two_rank_run
 
 REPO = Path(__file__).resolve().parents[1]
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = REPO / "configs"
 CATEGORIES = ["fire", "rain", "thunder", "water", "wind"]
 # One solid colour per category: separable data a few steps can learn.
 COLOURS = torch.tensor(
@@ -251,18 +248,7 @@ def test_cli_names_a_file_that_is_not_clip(synth_root, synth_cache, tmp_path, ca
 
 
 def test_ddp_two_cpu_processes_keep_identical_weights_and_rank_0_exports(tmp_path) -> None:
-    script = REPO / "tests" / "ddp_clip_run.py"
-    env = os.environ | {"PYTHONPATH": str(REPO)}
-    result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    ranks = two_rank_run(REPO / "tests" / "ddp_clip_run.py", tmp_path, tmp_path)
     assert [r["world"] for r in ranks] == [2, 2]
     assert [r["global_step"] for r in ranks] == [2, 2]
     for key, value in ranks[0]["clip"].items():

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -20,6 +17,7 @@ from tests.fixtures.stages import (
     fit,
     inversion_module,
     train_only_datamodule,
+    two_rank_run,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -202,17 +200,7 @@ def test_ddp_two_cpu_processes_keep_identical_weights(
 ):
     script = REPO / "tests" / "ddp_inversion_run.py"
     args = [synth_root, synth_cache, tiny_generator_path, align_ckpt, tmp_path]
-    env = os.environ | {"PYTHONPATH": str(REPO)}
-    result = subprocess.run(
-        [sys.executable, str(script), *map(str, args)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    ranks = two_rank_run(script, tmp_path, *args)
     assert [r["world"] for r in ranks] == [2, 2]
     assert [r["global_step"] for r in ranks] == [2, 2]
     for key, value in ranks[0]["encoder"].items():

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -23,7 +21,7 @@ from sgvideo.models.inversion_encoder import (
     SoundInversionEncoder,
     load_inversion_encoder,
 )
-from tests.fixtures.stages import quiet_trainer
+from tests.fixtures.stages import quiet_trainer, two_rank_run
 
 REPO = Path(__file__).resolve().parents[1]
 CATEGORIES = ["fire", "rain", "thunder", "water", "wind"]
@@ -229,16 +227,7 @@ def test_ddp_two_processes_keep_identical_weights(paths, tmp_path) -> None:
     script = tmp_path / "ddp_fit.py"
     script.write_text(DDP_SCRIPT)
     args = json.dumps({k: str(v) for k, v in paths.items()})
-    done = subprocess.run(
-        [sys.executable, str(script), args, str(tmp_path)],
-        cwd=REPO,
-        env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    ranks = two_rank_run(script, tmp_path, args, tmp_path)
     for key, value in ranks[0]["after"].items():
         torch.testing.assert_close(ranks[1]["after"][key], value, rtol=0, atol=0, msg=key)
     assert any(not torch.equal(v, ranks[0]["before"][k]) for k, v in ranks[0]["after"].items())
