@@ -45,7 +45,7 @@ train-inversion: setup
 	$(BIN)/sgvideo inversion fit --config configs/inversion.yaml $(ARGS)
 
 train-trajectory: setup
-	$(BIN)/sgvideo trajectory fit --config configs/generator.yaml $(ARGS)
+	$(BIN)/sgvideo trajectory fit --config configs/trajectory.yaml $(ARGS)
 
 train-generator: train-trajectory  # the older name
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -209,6 +210,51 @@ class LogMel(nn.Module):
             floor = 10.0 ** (-self.top_db / 10.0)
             db = 10.0 * torch.log10(power.clamp(min=floor, max=1.0))
         return 1.0 + db / self.top_db
+
+
+@dataclass(frozen=True)
+class MelSettings:
+    """How sound becomes log-mel: one set that the data, every stage and inference share.
+
+    The stages link it from the data section (`--data.mel.n_mels 32` sets it everywhere) and
+    keep it in their checkpoints' hyper-parameters as `mel`, so whoever loads a checkpoint hears
+    sound the way it was trained to (`from_hparams`).
+    """
+
+    sample_rate: int = 44100
+    n_mels: int = 128
+    n_fft: int = 2048
+    hop_length: int = 512
+
+    def __post_init__(self) -> None:
+        for name, value in self.as_dict().items():
+            if value <= 0:
+                raise ValueError(f"mel {name} must be positive, got {value}")
+
+    @classmethod
+    def of(cls, value: MelSettings | Mapping[str, Any]) -> MelSettings:
+        """The settings themselves, or built from a mapping of their fields (as stored)."""
+        return value if isinstance(value, cls) else cls(**value)
+
+    @classmethod
+    def from_hparams(
+        cls, hparams: Mapping[str, Any], source: str = "the checkpoint"
+    ) -> MelSettings:
+        """The settings a stage checkpoint's hyper-parameters hold: `mel`, or the flat keys
+        that checkpoints written before `MelSettings` have."""
+        if "mel" in hparams:
+            return cls.of(hparams["mel"])
+        names = [field.name for field in fields(cls)]
+        missing = [name for name in names if name not in hparams]
+        if missing:
+            raise ValueError(f"{source}'s hyper-parameters lack the audio settings {missing}")
+        return cls(**{name: hparams[name] for name in names})
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def log_mel(self) -> LogMel:
+        return LogMel(self.sample_rate, self.n_fft, self.hop_length, self.n_mels)
 
 
 def window_length(sample_rate: int, window_s: float) -> int:

@@ -73,12 +73,9 @@ def _usage() -> str:
 
 
 # model argument <- data argument(s), linked when the model's __init__ takes the argument, so
-# the audio settings a stage was trained with travel in its checkpoint's hyper-parameters.
+# the settings a stage was trained with travel in its checkpoint's hyper-parameters (as does
+# `mel`, the MelSettings, linked field by field).
 DATA_LINKS: dict[str, tuple[tuple[str, ...], object]] = {
-    "sample_rate": (("sample_rate",), None),
-    "n_mels": (("n_mels",), None),
-    "n_fft": (("n_fft",), None),
-    "hop_length": (("hop_length",), None),
     "num_frames": (("num_frames",), None),
     "window_seconds": (("clip_seconds", "num_frames"), lambda seconds, frames: seconds / frames),
 }
@@ -121,8 +118,11 @@ def place_checkpoints_under_root(trainer) -> None:
 
 def _make_cli_class(model_class: type):
     import inspect
+    from dataclasses import fields
 
     from lightning.pytorch.cli import LightningCLI
+
+    from sgvideo.audio import MelSettings
 
     accepted = set(inspect.signature(model_class.__init__).parameters)
 
@@ -136,6 +136,9 @@ def _make_cli_class(model_class: type):
                         f"model.{target}",
                         compute_fn=compute,
                     )
+            if "mel" in accepted:
+                for field in fields(MelSettings):
+                    parser.link_arguments(f"data.mel.{field.name}", f"model.mel.{field.name}")
             if "categories" in accepted:
                 parser.link_arguments("data.categories", "model.categories", apply_on="instantiate")
 

@@ -61,7 +61,7 @@ STAGE_INPUTS: dict[str, dict[str, str]] = {
     "prior": {},
     "align": {"clip": "clip"},
     "inversion": {"clip": "clip", "generator_path": "prior", "audio_encoder_path": "align"},
-    "generator": {
+    "trajectory": {
         "clip": "clip",
         "generator_path": "prior",
         "audio_encoder_path": "align",
@@ -134,6 +134,8 @@ def train_stage(stage: str, paths: DemoPaths, image_size: int, max_steps: int | 
     command = _sgvideo(
         stage,
         "fit",
+        "--config",
+        str(CONFIGS / "base.yaml"),
         "--config",
         str(CONFIGS / f"{stage}.yaml"),
         *_data_options(paths, image_size),
@@ -210,7 +212,7 @@ def generate_videos(paths: DemoPaths, sounds: dict[str, Path]) -> list[Path]:
         if not video.exists():
             _log(f"generating {video} from the sound of {sound}")
             # from the sound's own latent, at stage 2's training frame rate (the clips' 15 fps)
-            generate_video(sound, paths.checkpoint("generator"), video)
+            generate_video(sound, paths.checkpoint("trajectory"), video)
         written.append(video)
     return written
 
@@ -256,7 +258,7 @@ def evaluate(paths: DemoPaths, image_size: int, num_videos: int) -> None:
         _sgvideo(
             "evaluate",
             "--checkpoint",
-            str(paths.checkpoint("generator")),
+            str(paths.checkpoint("trajectory")),
             "--ablation",
             "true",
             *_data_options(paths, image_size),

@@ -105,7 +105,7 @@ def generate_video(
 
     Args:
         audio_path: sound file (wav/flac/mp3/ogg, or a video's sound track); option --audio.
-        checkpoint: stage-2 checkpoint (sgvideo generator fit).
+        checkpoint: stage-2 checkpoint (sgvideo trajectory fit).
         out: output video (.mp4); its folder must exist.
         fps: frames per second, at most 240 (default: the rate stage 2 was trained at).
         seed: start from a seeded random latent (default: from the first window's sound

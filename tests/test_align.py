@@ -207,7 +207,7 @@ def test_align_checkpoint_leaves_clip_out(align_ckpt):
     encoder = load_audio_encoder(align_ckpt)
     assert encoder.embed_dim == 32
     hparams = checkpoint["hyper_parameters"]
-    assert hparams["clip"] == "tiny" and hparams["n_mels"] == 32
+    assert hparams["clip"] == "tiny" and hparams["mel"]["n_mels"] == 32
 
 
 def test_resume_from_checkpoint_restores_the_module(align_ckpt, datamodule):

@@ -37,24 +37,24 @@ def sound(tmp_path_factory) -> Path:
 
 
 def test_sound_to_video_writes_the_mp4_and_a_strip_of_its_frames(
-    models, generator_ckpt, sound, tmp_path
+    models, trajectory_ckpt, sound, tmp_path
 ) -> None:
-    video, frames = sound_to_video(models, tmp_path, sound, generator_ckpt, progress=False)
-    pipeline = models.video(generator_ckpt)
+    video, frames = sound_to_video(models, tmp_path, sound, trajectory_ckpt, progress=False)
+    pipeline = models.video(trajectory_ckpt)
     rate = pipeline.sample_rate  # fps None: the trajectory's training rate
     expected = frame_count(round(1.3 * rate), rate, pipeline.step_rate)
     assert len(read_frames(video)) == expected
     assert probe_streams(video)["audio_seconds"] == pytest.approx(1.3, abs=0.05)
     assert 1 <= len(frames) <= min(8, expected) and all(f.is_file() for f in frames)
     video12, frames12 = sound_to_video(
-        models, tmp_path, sound, generator_ckpt, "seed", 3, fps=12, progress=False
+        models, tmp_path, sound, trajectory_ckpt, "seed", 3, fps=12, progress=False
     )
     assert len(read_frames(video12)) == 16 and len(frames12) == 8 and video12 != video
 
 
-def test_models_load_once_per_checkpoint(models, generator_ckpt) -> None:
-    assert models.video(generator_ckpt) is models.video(str(generator_ckpt))
-    assert isinstance(models.video(generator_ckpt), SoundToVideo)
+def test_models_load_once_per_checkpoint(models, trajectory_ckpt) -> None:
+    assert models.video(trajectory_ckpt) is models.video(str(trajectory_ckpt))
+    assert isinstance(models.video(trajectory_ckpt), SoundToVideo)
 
 
 @pytest.mark.parametrize(
@@ -70,14 +70,14 @@ def test_models_load_once_per_checkpoint(models, generator_ckpt) -> None:
         ({"smoothing": 1.5}, "smoothing"),
     ],
 )
-def test_bad_generate_input_is_a_message(models, generator_ckpt, sound, tmp_path, kwargs, message):
-    arguments = {"audio": sound, "checkpoint": generator_ckpt} | kwargs
+def test_bad_generate_input_is_a_message(models, trajectory_ckpt, sound, tmp_path, kwargs, message):
+    arguments = {"audio": sound, "checkpoint": trajectory_ckpt} | kwargs
     with pytest.raises(ValueError, match=message):
         sound_to_video(models, tmp_path, progress=False, **arguments)
     assert not list(tmp_path.rglob("*.mp4"))
 
 
-def test_bad_sounds_and_checkpoints_are_messages(models, generator_ckpt, tmp_path) -> None:
+def test_bad_sounds_and_checkpoints_are_messages(models, trajectory_ckpt, tmp_path) -> None:
     text = tmp_path / "notes.wav"
     text.write_text("not a sound at all\n" * 100)
     empty = tmp_path / "empty.wav"
@@ -176,7 +176,7 @@ def browser(tmp_path):
 
 
 def test_app_in_a_browser_turns_an_uploaded_sound_into_a_video(
-    browser, generator_ckpt, inversion_ckpt, sound, tmp_path
+    browser, trajectory_ckpt, inversion_ckpt, sound, tmp_path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -184,7 +184,7 @@ def test_app_in_a_browser_turns_an_uploaded_sound_into_a_video(
     from sgvideo.app.page import build_app, launch
 
     started = time.monotonic()
-    app = build_app(generator_ckpt, inversion_ckpt, tmp_path / "no-demo", tmp_path / "out")
+    app = build_app(trajectory_ckpt, inversion_ckpt, tmp_path / "no-demo", tmp_path / "out")
     port = free_port()
     launch(app, port=port, block=False, quiet=True)
     try:
@@ -231,7 +231,7 @@ def test_app_in_a_browser_turns_an_uploaded_sound_into_a_video(
         mp4 = tmp_path / "from_the_page.mp4"
         with urllib.request.urlopen(src, timeout=30) as response:
             mp4.write_bytes(response.read())
-        pipeline = ModelCache().video(generator_ckpt)  # the training rate: the default fps
+        pipeline = ModelCache().video(trajectory_ckpt)  # the training rate: the default fps
         assert len(read_frames(mp4)) == round(1.3 * pipeline.step_rate)
         assert probe_streams(mp4)["audio_seconds"] == pytest.approx(1.3, abs=0.05)
         resources = browser.execute_script(

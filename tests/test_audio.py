@@ -14,6 +14,7 @@ import torchaudio
 from sgvideo.audio import (
     AudioError,
     LogMel,
+    MelSettings,
     frame_centers,
     frame_count,
     load_audio,
@@ -385,3 +386,20 @@ def test_windows_inside_the_sound_shift_at_its_ends_instead_of_padding():
         segment_for_frames(short, rate, 2, fps, seconds, inside=True),
         segment_for_frames(short, rate, 2, fps, seconds),
     )
+
+
+def test_mel_settings_read_nested_and_flat_hparams_and_build_the_same_log_mel() -> None:
+    settings = MelSettings(sample_rate=16000, n_mels=24, n_fft=512, hop_length=128)
+    flat = {"sample_rate": 16000, "n_mels": 24, "n_fft": 512, "hop_length": 128, "lr": 1e-3}
+    assert MelSettings.from_hparams({"mel": settings.as_dict(), "lr": 1e-3}) == settings
+    assert MelSettings.from_hparams(flat) == settings  # checkpoints from before MelSettings
+    assert MelSettings.of(settings.as_dict()) == settings
+    wave = torch.randn(2, 4000)
+    torch.testing.assert_close(settings.log_mel()(wave), LogMel(16000, 512, 128, 24)(wave))
+
+
+def test_mel_settings_refuse_missing_and_non_positive_values() -> None:
+    with pytest.raises(ValueError, match=r"x.ckpt's hyper-parameters lack .*'n_fft'"):
+        MelSettings.from_hparams({"sample_rate": 1, "n_mels": 2, "hop_length": 3}, "x.ckpt")
+    with pytest.raises(ValueError, match="mel hop_length must be positive, got 0"):
+        MelSettings(hop_length=0)

@@ -65,7 +65,7 @@ def test_stage_2_is_trajectory_and_generator_still_works(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert "trajectory" in STAGES and STAGE_ALIASES == {"generator": "trajectory"}
-    config = str(Path(__file__).parents[1] / "configs" / "demo" / "generator.yaml")
+    config = str(Path(__file__).parents[1] / "configs" / "trajectory.yaml")
     resolved = []
     for name in ("trajectory", "generator"):
         with pytest.raises(SystemExit) as stop:

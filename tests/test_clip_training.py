@@ -21,7 +21,8 @@ from sgvideo.models.clip_model import (
     save_clip,
     zero_shot_accuracy,
 )
-from tests.fixtures.stages import TINY_AUDIO, quiet_trainer, two_rank_run
+from tests.fixtures.data import SYNTH_DATA_FLAGS
+from tests.fixtures.stages import quiet_trainer, two_rank_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -198,21 +199,10 @@ def test_resume_continues_from_the_checkpoint(tmp_path) -> None:
         torch.testing.assert_close(value, saved["state_dict"][key])
 
 
-@pytest.mark.parametrize("config", ["clip.yaml", "demo/clip.yaml"])
-def test_shipped_configs_parse(config, synth_root, tmp_path, capsys) -> None:
-    args = ["clip", "fit", "--config", str(CONFIGS / config), f"--data.root={synth_root}"]
-    args += [f"--data.cache_dir={tmp_path}", "--print_config"]
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 0
-    printed = capsys.readouterr().out
-    assert "init_from" in printed and "export_path" in printed
-
-
 def _cli_args(synth_root, synth_cache, root: Path, steps: int) -> list[str]:
-    data = TINY_AUDIO | {"image_size": 32, "fps": 30.0, "num_frames": 4, "batch_size": 4}
-    args = ["clip", "fit", "--config", str(CONFIGS / "demo" / "clip.yaml")]
-    args += [f"--data.{key}={value}" for key, value in data.items()]
+    demo = CONFIGS / "demo"
+    args = ["clip", "fit", "--config", str(demo / "base.yaml"), "--config", str(demo / "clip.yaml")]
+    args += [*SYNTH_DATA_FLAGS, "--data.num_frames=4", "--data.batch_size=4"]
     return args + [
         f"--data.root={synth_root}",
         f"--data.cache_dir={synth_cache}",

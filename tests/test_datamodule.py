@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from sgvideo.audio import LogMel
+from sgvideo.audio import LogMel, MelSettings
 from sgvideo.data.datamodule import LandscapeDataModule
 from sgvideo.data.dataset import ClipDataset
-from tests.fixtures.data import SYNTH_CACHE_SETTINGS
+from tests.fixtures.data import SYNTH_DATA_OPTIONS
 
 CATEGORIES = ["fire", "rain", "thunder", "water", "wind"]
-SMALL_MEL = {"n_mels": 32, "n_fft": 512, "hop_length": 256}
+SMALL_MEL = MelSettings(n_mels=32, n_fft=512, hop_length=256)
 
 
 def _datamodule(root: Path, cache: Path, **kwargs) -> LandscapeDataModule:
-    args = {**SYNTH_CACHE_SETTINGS, **SMALL_MEL, "num_frames": 4, "batch_size": 2}
+    args = {**SYNTH_DATA_OPTIONS, "mel": SMALL_MEL, "num_frames": 4, "batch_size": 2}
     args |= {"num_workers": 0, **kwargs}
     return LandscapeDataModule(str(root), str(cache), **args)
 
@@ -72,7 +72,7 @@ def test_thunder_flash_is_on_the_loudest_window(dm: LandscapeDataModule) -> None
     at 30 fps and window sampling, the brightest frame must be the loudest window."""
     thunder = [c for split in dm.clips.values() for c in split if c.category_name == "thunder"]
     assert len(thunder) == 2
-    mel = LogMel(44100, **{k: SMALL_MEL[k] for k in ("n_fft", "hop_length", "n_mels")})
+    mel = SMALL_MEL.log_mel()
     dataset = ClipDataset(thunder, 30, 2.0, mel, random_window=False)
     for item in dataset:
         brightness = item["frames"].mean(dim=(1, 2, 3))

@@ -18,7 +18,7 @@ def test_stages_that_share_the_machine_and_those_that_run_alone() -> None:
         "prior": False,
         "align": False,
         "inversion": True,
-        "generator": True,
+        "trajectory": True,
     }
 
 

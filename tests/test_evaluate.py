@@ -16,12 +16,12 @@ from sgvideo.evaluate import parse_settings
 from sgvideo.evaluation import evaluate
 from sgvideo.metrics.sources import read_video_file
 
-from .fixtures.data import SYNTH_CACHE_SETTINGS
+from .fixtures.data import SYNTH_DATA_FLAGS
 
 
 def _data_args(synth_root: Path, synth_cache: Path) -> list[str]:
     args = [f"--data.root={synth_root}", f"--data.cache_dir={synth_cache}"]
-    args += [f"--data.{k}={v}" for k, v in SYNTH_CACHE_SETTINGS.items()]
+    args += SYNTH_DATA_FLAGS
     return args + ["--data.test_fraction=0.5", "--data.val_fraction=0.2"]
 
 
@@ -171,12 +171,12 @@ def test_sound_following_measures_count_bad_videos(
 
 
 def test_ablation_table_from_a_checkpoint(
-    synth_root, synth_cache, generator_ckpt, tmp_path
+    synth_root, synth_cache, trajectory_ckpt, tmp_path
 ) -> None:
     cache = tmp_path / "cache"
     shutil.copytree(synth_cache, cache)
     args = parse_settings(
-        [f"--checkpoint={generator_ckpt}", "--ablation=true", *_data_args(synth_root, cache)]
+        [f"--checkpoint={trajectory_ckpt}", "--ablation=true", *_data_args(synth_root, cache)]
         + ["--metrics=accuracy,sync,drift,fid", "--feature-net=tiny", "--num-videos=2"]
         + ["--num-frames=4", "--drift-seconds=3", "--resolution=32", "--progress=false"]
         + ["--data.num_workers=0"]

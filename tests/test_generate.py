@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from sgvideo.audio import load_audio, segment_for_frames
+from sgvideo.audio import MelSettings, load_audio, segment_for_frames
 from sgvideo.cli import main as cli_main
 from sgvideo.generate import generate_video
 from sgvideo.inference.latents import seed_latent
@@ -60,7 +60,7 @@ def tiny_pipeline(
         )
         for head in trajectory.heads.values():
             torch.nn.init.normal_(head.weight, std=0.05)
-    inverter = SoundInverter(encoder, generator.w_avg, RATE, 32, 1024, 512, 0.5)
+    inverter = SoundInverter(encoder, generator.w_avg, MelSettings(RATE, 32, 1024, 512), 0.5)
     return SoundToVideo(
         generator, inverter, trajectory, step_seconds=step_seconds, batch_size=batch_size
     )
@@ -229,11 +229,11 @@ def probe_streams(path: Path) -> dict:
         }
 
 
-def test_generate_writes_mp4_png_and_gif_with_the_sound(generator_ckpt, tmp_path) -> None:
+def test_generate_writes_mp4_png_and_gif_with_the_sound(trajectory_ckpt, tmp_path) -> None:
     seconds = 1.27
     audio = write_wav(tmp_path / "in.wav", seconds, rate=22050)
     out, gif = tmp_path / "out.mp4", tmp_path / "out.gif"
-    argv = ["generate", "--audio", str(audio), "--checkpoint", str(generator_ckpt)]
+    argv = ["generate", "--audio", str(audio), "--checkpoint", str(trajectory_ckpt)]
     argv += ["--out", str(out), "--fps", "10", "--batch-size", "4", "--gif", str(gif)]
     argv += ["--frames-dir", str(tmp_path / "frames"), "--no-progress"]
     assert cli_main(argv) == 0
@@ -248,7 +248,7 @@ def test_generate_writes_mp4_png_and_gif_with_the_sound(generator_ckpt, tmp_path
     pngs = sorted((tmp_path / "frames").glob("*.png"))
     assert [p.name for p in pngs[:2]] == ["frame_000000.png", "frame_000001.png"]
     assert len(pngs) == 13
-    pipeline = SoundToVideo.from_checkpoint(generator_ckpt, batch_size=5)
+    pipeline = SoundToVideo.from_checkpoint(trajectory_ckpt, batch_size=5)
     wave = load_audio(audio, pipeline.sample_rate)
     with seeded(0):
         chunks = pipeline.frames(wave, 10.0, pipeline.audio_latent(wave, 10.0))
@@ -262,13 +262,13 @@ def test_generate_writes_mp4_png_and_gif_with_the_sound(generator_ckpt, tmp_path
         assert animation.n_frames == 13
 
 
-def test_generation_is_deterministic_for_a_seed(generator_ckpt, tmp_path) -> None:
+def test_generation_is_deterministic_for_a_seed(trajectory_ckpt, tmp_path) -> None:
     audio = write_wav(tmp_path / "in.wav", 0.4)
     outs = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         outs.append(
             generate_video(
-                audio, generator_ckpt, tmp_path / f"{name}.mp4", fps=10, seed=seed, progress=False
+                audio, trajectory_ckpt, tmp_path / f"{name}.mp4", fps=10, seed=seed, progress=False
             )
         )
     a, b, c = (read_frames(p) for p in outs)
@@ -277,15 +277,15 @@ def test_generation_is_deterministic_for_a_seed(generator_ckpt, tmp_path) -> Non
     assert not np.array_equal(a, c)
 
 
-def test_audio_shorter_than_a_window_still_gives_one_frame(generator_ckpt, tmp_path) -> None:
+def test_audio_shorter_than_a_window_still_gives_one_frame(trajectory_ckpt, tmp_path) -> None:
     audio = write_wav(tmp_path / "click.wav", 0.01)
-    out = generate_video(audio, generator_ckpt, tmp_path / "out.mp4", fps=30, progress=False)
+    out = generate_video(audio, trajectory_ckpt, tmp_path / "out.mp4", fps=30, progress=False)
     assert read_frames(out).shape[0] == 1  # round(0.3) would be 0
     assert probe_streams(out)["audio_seconds"] > 0
 
 
-def test_image_start_projects_the_image(generator_ckpt, tmp_path) -> None:
-    pipeline = SoundToVideo.from_checkpoint(generator_ckpt)
+def test_image_start_projects_the_image(trajectory_ckpt, tmp_path) -> None:
+    pipeline = SoundToVideo.from_checkpoint(trajectory_ckpt)
     target = seed_latent(pipeline.generator, 1)
     with torch.no_grad():
         picture = pipeline.generator.synthesis(target[None])[0]
@@ -294,7 +294,7 @@ def test_image_start_projects_the_image(generator_ckpt, tmp_path) -> None:
     Image.fromarray(pixels).save(path)
     audio = write_wav(tmp_path / "in.wav", 0.3)
     out = generate_video(
-        audio, generator_ckpt, tmp_path / "out.mp4", fps=10, image=path, project_steps=10,
+        audio, trajectory_ckpt, tmp_path / "out.mp4", fps=10, image=path, project_steps=10,
         smoothing=0.0, progress=False,
     )  # fmt: skip
     first = read_frames(out)[0].astype(float)
@@ -304,8 +304,8 @@ def test_image_start_projects_the_image(generator_ckpt, tmp_path) -> None:
     assert np.abs(first - pixels).mean() < np.abs(mean_pixels - pixels).mean()
 
 
-def test_evaluate_interface(generator_ckpt) -> None:
-    generate = SoundToVideo.from_checkpoint(generator_ckpt)
+def test_evaluate_interface(trajectory_ckpt) -> None:
+    generate = SoundToVideo.from_checkpoint(trajectory_ckpt)
     wave = noise_wave(0.9)[::2].contiguous()  # 22.05 kHz
     frames = generate(wave, 22050, 10.0, 7)
     assert frames.shape == (9, 3, 32, 32) and frames.dtype == torch.float32
@@ -325,7 +325,7 @@ def assert_nothing_written(folder: Path, keep: set[str]) -> None:
     assert {p.name for p in folder.iterdir()} == keep
 
 
-def test_unreadable_audio_is_a_clear_error(generator_ckpt, tmp_path, capsys) -> None:
+def test_unreadable_audio_is_a_clear_error(trajectory_ckpt, tmp_path, capsys) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x00\x00not really a wave file" * 10)
     code, err = run_cli(
@@ -333,7 +333,7 @@ def test_unreadable_audio_is_a_clear_error(generator_ckpt, tmp_path, capsys) -> 
             "--audio",
             str(bad),
             "--checkpoint",
-            str(generator_ckpt),
+            str(trajectory_ckpt),
             "--out",
             str(tmp_path / "o.mp4"),
         ],
@@ -359,7 +359,7 @@ def test_checkpoint_of_another_stage_is_refused(inversion_ckpt, tmp_path, capsys
         capsys,
     )
     assert code == 2
-    assert "is a checkpoint of stage 'inversion', expected a 'generator' checkpoint" in err
+    assert "is a checkpoint of stage 'inversion', expected a 'trajectory' checkpoint" in err
     assert_nothing_written(tmp_path, {"in.wav"})
 
 
@@ -370,15 +370,15 @@ def test_checkpoint_of_another_stage_is_refused(inversion_ckpt, tmp_path, capsys
         (["--out", "{tmp}/o.avi"], "must end in one of .mp4"),
         (
             ["--out", "{tmp}/o.mp4", "--checkpoint", "{tmp}/none.ckpt"],
-            "generator checkpoint not found",
+            "trajectory checkpoint not found",
         ),
         (["--out", "{tmp}/o.mp4", "--smoothing", "1.5"], "smoothing must be in [0, 1)"),
         (["--out", "{tmp}/o.mp4", "--category", "fire"], "no start latent for category 'fire'"),
     ],
 )
-def test_bad_arguments_are_clear_errors(generator_ckpt, tmp_path, capsys, extra, message) -> None:
+def test_bad_arguments_are_clear_errors(trajectory_ckpt, tmp_path, capsys, extra, message) -> None:
     audio = write_wav(tmp_path / "in.wav", 0.3)
-    argv = ["--audio", str(audio), "--checkpoint", str(generator_ckpt)]
+    argv = ["--audio", str(audio), "--checkpoint", str(trajectory_ckpt)]
     argv += [arg.format(tmp=tmp_path) for arg in extra]
     code, err = run_cli(argv, capsys)
     assert code == 2
@@ -387,8 +387,8 @@ def test_bad_arguments_are_clear_errors(generator_ckpt, tmp_path, capsys, extra,
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")
-def test_cuda_without_a_gpu_is_a_clear_error(generator_ckpt, tmp_path, capsys) -> None:
+def test_cuda_without_a_gpu_is_a_clear_error(trajectory_ckpt, tmp_path, capsys) -> None:
     audio = write_wav(tmp_path / "in.wav", 0.3)
-    argv = ["--audio", str(audio), "--checkpoint", str(generator_ckpt)]
+    argv = ["--audio", str(audio), "--checkpoint", str(trajectory_ckpt)]
     code, err = run_cli([*argv, "--out", str(tmp_path / "o.mp4"), "--device", "cuda"], capsys)
     assert code == 2 and "CUDA is not available" in err

@@ -123,7 +123,7 @@ def test_checkpoint_holds_only_the_encoder(inversion_ckpt, make, batch):
     assert {k.split(".")[0] for k in checkpoint["state_dict"]} == {"encoder"}
     encoder, hparams = load_inversion_encoder(inversion_ckpt)
     assert (encoder.n_latent, encoder.style_dim, encoder.n_mels) == (8, 32, 32)
-    assert hparams["sample_rate"] == 44100 and hparams["window_seconds"] == 0.5
+    assert hparams["mel"]["sample_rate"] == 44100 and hparams["window_seconds"] == 0.5
     module = SoundInversion.load_from_checkpoint(inversion_ckpt)
     mel = torch.rand(2, 32, 44)
     torch.testing.assert_close(module.encoder.eval()(mel), encoder(mel))

@@ -16,7 +16,7 @@ from sgvideo.metrics.judge import FrameJudge
 from sgvideo.metrics.sources import Video, datamodule_from_options
 from sgvideo.metrics.sync import LoudnessMotionSync, frame_motion, loudness_motion_r, pearson_r
 
-from .fixtures.data import SYNTH_CACHE_SETTINGS
+from .fixtures.data import SYNTH_DATA_FLAGS, SYNTH_DATA_OPTIONS
 
 COLOURS = {"red": (0.8, -0.6, -0.6), "green": (-0.6, 0.7, -0.5), "blue": (-0.5, -0.4, 0.9)}
 
@@ -91,7 +91,7 @@ def test_the_judge_of_the_synthetic_world_is_fitted_once_and_cached(
     cache = tmp_path / "cache"
     shutil.copytree(synth_cache, cache)
     options = {"root": str(synth_root), "cache_dir": str(cache), "num_workers": 0}
-    options |= SYNTH_CACHE_SETTINGS | {"test_fraction": 0.2, "val_fraction": 0.0}
+    options |= SYNTH_DATA_OPTIONS | {"test_fraction": 0.2, "val_fraction": 0.0}
     data = datamodule_from_options(options)
     judge, info = load_or_fit_judge(data)
     # the split trains on fire, rain, thunder and water; wind's two clips are both test clips
@@ -169,7 +169,7 @@ def test_judge_fit_command(synth_root, synth_cache, tmp_path, capsys) -> None:
     shutil.copytree(synth_cache, cache)
     data = [f"--data.root={synth_root}", f"--data.cache_dir={cache}", "--data.test_fraction=0.2"]
     data += ["--data.val_fraction=0.0", "--data.num_workers=0"]
-    data += [f"--data.{k}={v}" for k, v in SYNTH_CACHE_SETTINGS.items()]
+    data += SYNTH_DATA_FLAGS
     assert sgvideo(["judge", "fit", *data]) == 0
     out = capsys.readouterr().out
     assert "frame judge (fire, rain, thunder, water)" in out and str(cache / "judges") in out

@@ -34,7 +34,7 @@ from sgvideo.losses_gan import (
 )
 from sgvideo.models.stylegan2 import Discriminator, Generator
 
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo" / "prior.yaml"
+DEMO_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "demo"
 TINY = dict(size=32, style_dim=32, n_mlp=2, channel_multiplier=1, channel_max=32)
 
 
@@ -305,7 +305,8 @@ def test_demo_config_trains_exports_and_resumes_through_the_cli(
     cache = shutil.copytree(synth_cache, tmp_path / "cache")
     export = tmp_path / "prior.pt"
     args = [
-        "prior", "fit", "--config", str(DEMO_CONFIG),
+        "prior", "fit", "--config", str(DEMO_CONFIGS / "base.yaml"),
+        "--config", str(DEMO_CONFIGS / "prior.yaml"),
         "--data.root", str(synth_root), "--data.cache_dir", str(cache),
         "--data.batch_size", "2", "--model.export_path", str(export),
         "--model.sample_every", "1", "--model.sample_count", "4",

@@ -117,10 +117,18 @@ def test_a_net_that_sees_where_it_is_can_walk_back_to_its_sound() -> None:
     assert gap[0] < 0.3 and gap[-1] < 1e-6 and (gap[1:] <= gap[:-1] + 1e-12).all()
 
 
-@pytest.mark.parametrize(("audio_dim", "noise_dim"), [(0, 0), (4, 3)])
-def test_stepping_equals_rollout(audio_dim: int, noise_dim: int) -> None:
+@pytest.mark.parametrize(
+    ("audio_dim", "noise_dim", "prime_steps"), [(0, 0, 0), (4, 3, 0), (4, 3, 5)]
+)
+def test_stepping_equals_rollout(audio_dim: int, noise_dim: int, prime_steps: int) -> None:
     net = TrajectoryGenerator(
-        N_LATENT, STYLE, hidden=10, num_layers=3, audio_dim=audio_dim, noise_dim=noise_dim
+        N_LATENT,
+        STYLE,
+        hidden=10,
+        num_layers=3,
+        audio_dim=audio_dim,
+        noise_dim=noise_dim,
+        prime_steps=prime_steps,
     ).double()
     with torch.no_grad():
         for head in net.heads.values():
@@ -129,7 +137,8 @@ def test_stepping_equals_rollout(audio_dim: int, noise_dim: int) -> None:
     audio = torch.randn(2, 6, audio_dim, dtype=torch.float64) if audio_dim else None
     noise = torch.randn(2, 6, noise_dim, dtype=torch.float64) if noise_dim else None
     full = net.rollout(w0, sound, audio, noise)
-    state, frames = net.initial_state(w0), []
+    first_audio = None if audio is None else audio[:, 0]
+    state, frames = net.initial_state(w0, sound[:, 0], first_audio), []
     for t in range(6):
         w, state = net.step(
             state,
@@ -198,3 +207,31 @@ def test_recurrence_stays_in_float32_under_autocast() -> None:
         out = net(w0, sound)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, net(w0, sound))
+
+
+def test_priming_settles_the_start_so_a_steady_sound_gives_a_still_video() -> None:
+    """Unprimed, a steady sound moves the first frames (GRU states from zero, the residual
+    offset building up); primed, the video starts settled, offset from w^0 by the same amount."""
+    torch.manual_seed(0)
+    frames, steady = [], {}
+    for prime_steps in (0, 64):
+        torch.manual_seed(1)
+        net = TrajectoryGenerator(
+            N_LATENT, STYLE, hidden=12, num_layers=2, audio_dim=3, prime_steps=prime_steps
+        ).double()
+        with torch.no_grad():
+            for head in net.heads.values():
+                head.weight.mul_(20.0)
+            for persistence in net.persistence.values():
+                persistence.fill_(3.0)  # a = 0.95 sigmoid(3) = 0.90: a slow pull
+        sound = torch.randn(1, N_LATENT, STYLE, dtype=torch.float64).expand(1, 150, -1, -1)
+        audio = torch.rand(1, 3, dtype=torch.float64).expand(1, 150, -1)
+        with torch.no_grad():
+            w = net.rollout(sound[:, 0], sound, audio)
+        frames.append((w[:, 1:] - w[:, :-1]).norm(dim=(-2, -1))[0])
+        steady[prime_steps] = w[0, -1]
+    unprimed, primed = frames
+    assert unprimed[:5].min() > 1e-2
+    assert primed.max() < 0.02 * unprimed[:5].max()
+    # both settle on the same latent
+    torch.testing.assert_close(steady[0], steady[64], rtol=0, atol=1e-3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -11,6 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset
 
+from sgvideo.audio import MelSettings
 from sgvideo.checkpoints.trajectory import load_trajectory_checkpoint
 from sgvideo.lit.trajectory import TrajectoryGAN
 from sgvideo.lit.trajectory_support import restarted
@@ -32,8 +34,7 @@ TRAINED = ("trajectory", "image_d", "video_d")
 def audio_settings(inversion_path: str | Path) -> dict:
     """The audio settings of a stage-1 checkpoint, which stage 2 must share."""
     _, hparams = load_inversion_encoder(inversion_path)
-    keys = ("sample_rate", "n_mels", "n_fft", "hop_length", "window_seconds")
-    return {key: hparams[key] for key in keys}
+    return {"mel": MelSettings.from_hparams(hparams), "window_seconds": hparams["window_seconds"]}
 
 
 class RandomClips(Dataset):
@@ -77,7 +78,7 @@ def model_kwargs(paths: dict, **overrides) -> dict:
 
 def loader(paths: dict, n: int = 4, batch_size: int = 2) -> DataLoader:
     settings = audio_settings(paths["inversion"])
-    data = RandomClips(n, settings["sample_rate"], settings["window_seconds"])
+    data = RandomClips(n, settings["mel"].sample_rate, settings["window_seconds"])
     return DataLoader(data, batch_size=batch_size, shuffle=True)
 
 
@@ -162,19 +163,19 @@ def test_samples_are_written(tiny_run) -> None:
     assert frames.shape == (FRAMES, 32, 64, 3)
 
 
-def test_checkpoint_holds_only_trained_weights_and_rebuilds_the_net(generator_ckpt, paths) -> None:
-    saved = torch.load(generator_ckpt, weights_only=True)
+def test_checkpoint_holds_only_trained_weights_and_rebuilds_the_net(trajectory_ckpt, paths) -> None:
+    saved = torch.load(trajectory_ckpt, weights_only=True)
     assert {k.split(".")[0] for k in saved["state_dict"]} == set(TRAINED)
-    net, hparams = load_trajectory_checkpoint(generator_ckpt)
+    net, hparams = load_trajectory_checkpoint(trajectory_ckpt)
     assert hparams["generator_path"] == str(paths["generator"])
     assert hparams["inversion_path"] == str(paths["inversion"])
     assert hparams["init"] == "audio" and "start_latents" not in hparams
-    # linked from the data by the CLI (configs/demo/generator.yaml: 6 frames over 2 s)
+    # linked from the data by the CLI (the fixture's 6 frames over 2 s)
     assert hparams["num_frames"] == 6 and hparams["window_seconds"] == pytest.approx(2 / 6)
     assert hparams["categories"] == CATEGORIES
     assert not net.training
-    assert (generator_ckpt.parents[1] / "samples" / "step0000000.mp4").is_file()
-    model = TrajectoryGAN.load_from_checkpoint(generator_ckpt)
+    assert (trajectory_ckpt.parents[1] / "samples" / "step0000000.mp4").is_file()
+    model = TrajectoryGAN.load_from_checkpoint(trajectory_ckpt)
     batch = next(iter(loader(paths, n=2)))
     with torch.no_grad():
         _, w_a = model.sound_latents(batch["waveform"], batch["audio"].shape[1])
@@ -184,7 +185,7 @@ def test_checkpoint_holds_only_trained_weights_and_rebuilds_the_net(generator_ck
             net(w_a[:, 0], w_a, features),
             model(batch["waveform"], batch["audio"], batch["category"]),
         )
-    with pytest.raises(ValueError, match="expected a 'generator' checkpoint"):
+    with pytest.raises(ValueError, match="expected a 'trajectory' checkpoint"):
         load_trajectory_checkpoint(paths["inversion"])
 
 
@@ -328,7 +329,8 @@ def test_stage1_checkpoint_for_another_generator_is_a_clear_error(paths, tmp_pat
 def test_other_audio_settings_than_stage1_are_a_clear_error(paths) -> None:
     settings = audio_settings(paths["inversion"])
     with pytest.raises(ValueError, match="other audio settings.*n_mels"):
-        TrajectoryGAN(**model_kwargs(paths, n_mels=settings["n_mels"] + 8))
+        mel = replace(settings["mel"], n_mels=settings["mel"].n_mels + 8)
+        TrajectoryGAN(**model_kwargs(paths, mel=mel))
     with pytest.raises(ValueError, match="init='text' needs the category names"):
         TrajectoryGAN(**model_kwargs(paths, init="text", categories=None))
 
@@ -346,9 +348,9 @@ def test_paper_config_has_the_paper_settings(capsys) -> None:
 
     from sgvideo.cli import main
 
-    config = str(REPO / "configs" / "generator.yaml")
+    config = str(REPO / "configs" / "trajectory.yaml")
     with pytest.raises(SystemExit) as done:
-        main(["generator", "fit", "--config", config, "--print_config"])
+        main(["trajectory", "fit", "--config", config, "--print_config"])
     assert done.value.code in (0, None)
     config = yaml.safe_load(capsys.readouterr().out)
     model, data = config["model"], config["data"]

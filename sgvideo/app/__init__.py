@@ -19,7 +19,7 @@ from sgvideo.tool_cli import parse_function_args
 def serve(
     host: str = "127.0.0.1",
     port: int = 7860,
-    checkpoint: str = str(DEMO_DIR / "checkpoints" / "generator.ckpt"),
+    checkpoint: str = str(DEMO_DIR / "checkpoints" / "trajectory.ckpt"),
     inversion: str = str(DEMO_DIR / "checkpoints" / "inversion.ckpt"),
     demo_dir: str = str(DEMO_DIR),
     out_dir: str | None = None,

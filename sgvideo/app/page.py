@@ -27,7 +27,7 @@ QUEUE = "models"  # the one Gradio concurrency group every model-running event j
 
 
 def build_app(
-    checkpoint: str | os.PathLike = DEMO_DIR / "checkpoints" / "generator.ckpt",
+    checkpoint: str | os.PathLike = DEMO_DIR / "checkpoints" / "trajectory.ckpt",
     inversion: str | os.PathLike = DEMO_DIR / "checkpoints" / "inversion.ckpt",
     demo_dir: str | os.PathLike = DEMO_DIR,
     out_dir: str | os.PathLike | None = None,

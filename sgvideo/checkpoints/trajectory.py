@@ -20,12 +20,12 @@ def load_trajectory_checkpoint(
     """The trained trajectory net (eval mode) of a stage-2 checkpoint and its hparams.
 
     The hparams hold what generation needs: the frozen parts' paths (`generator_path`,
-    `inversion_path`, ...), the audio settings (`sample_rate`, `n_mels`, `n_fft`, `hop_length`,
+    `inversion_path`, ...), the audio settings (`mel`, read by `MelSettings.from_hparams`;
     `window_seconds` = one trajectory step, `sound_window_seconds` = stage 1's window),
     `init` and `categories`; with text init also `start_latents`: category name -> its start
     latent "n_latent style_dim".
     """
-    checkpoint = read_stage_checkpoint(path, "generator")
+    checkpoint = read_stage_checkpoint(path, "trajectory")
     config = checkpoint.get(TRAJECTORY_CONFIG_KEY)
     if not isinstance(config, dict):
         raise ValueError(f"{path} has no trajectory configuration ('{TRAJECTORY_CONFIG_KEY}')")

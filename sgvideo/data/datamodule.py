@@ -7,7 +7,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
-from sgvideo.audio import LogMel
+from sgvideo.audio import MelSettings
 from sgvideo.data.cache import CachedClip, CacheSettings, entry_dir, read_meta
 from sgvideo.data.dataset import ClipDataset
 from sgvideo.data.index import (
@@ -41,10 +41,8 @@ class LandscapeDataModule(L.LightningDataModule):
         num_frames: frames (and audio segments) per clip window.
         clip_seconds: length of a clip window in seconds; each frame's audio segment lasts
             clip_seconds / num_frames.
-        sample_rate: audio sample rate in Hz.
-        n_mels: mel bins of `mel`.
-        n_fft: FFT size of `mel`.
-        hop_length: hop between STFT frames of `mel`, in samples.
+        mel: the sample rate (Hz) audio is decoded at and the log-mel settings of `mel`; the
+            training stages link theirs from here.
         fps: frame rate of the cache; frames are picked from it at the segment centres.
         batch_size: clips per batch.
         num_workers: DataLoader worker processes (also the decoding processes of prepare).
@@ -65,10 +63,7 @@ class LandscapeDataModule(L.LightningDataModule):
         image_size: int = 256,
         num_frames: int = 6,
         clip_seconds: float = 2.0,
-        sample_rate: int = 44100,
-        n_mels: int = 128,
-        n_fft: int = 2048,
-        hop_length: int = 512,
+        mel: MelSettings = MelSettings(),
         fps: float = 30.0,
         batch_size: int = 4,
         num_workers: int = 4,
@@ -79,15 +74,19 @@ class LandscapeDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         positive = {"image_size": image_size, "num_frames": num_frames, "batch_size": batch_size}
-        positive |= {"clip_seconds": clip_seconds, "sample_rate": sample_rate, "fps": fps}
+        positive |= {"clip_seconds": clip_seconds, "fps": fps}
         for name, value in positive.items():
             if value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         check_split_fractions(val_fraction, test_fraction)
-        self.save_hyperparameters()
-        self.settings = CacheSettings(size=image_size, fps=float(fps), sample_rate=sample_rate)
+        self.mel_settings = MelSettings.of(mel)
+        self.save_hyperparameters(ignore=["mel"])
+        self.hparams["mel"] = self.mel_settings.as_dict()
+        self.settings = CacheSettings(
+            size=image_size, fps=float(fps), sample_rate=self.mel_settings.sample_rate
+        )
         self.categories: list[str] = list_categories(root, index_csv)
         if not self.categories:
             raise ValueError(f"no clips found in {index_csv or root}")
@@ -103,7 +102,7 @@ class LandscapeDataModule(L.LightningDataModule):
             index_csv=hp.index_csv,
             size=hp.image_size,
             fps=hp.fps,
-            sample_rate=hp.sample_rate,
+            sample_rate=self.mel_settings.sample_rate,
             workers=max(1, hp.num_workers),
         )
         (rank_zero_warn if report.skipped else rank_zero_info)(report.summary())
@@ -154,7 +153,7 @@ class LandscapeDataModule(L.LightningDataModule):
             )
         if found < len(clips):
             rank_zero_warn(f"{len(clips) - found} of {len(clips)} clips are not in the cache")
-        mel = LogMel(hp.sample_rate, n_fft=hp.n_fft, hop_length=hp.hop_length, n_mels=hp.n_mels)
+        mel = self.mel_settings.log_mel()
         self.datasets = {
             name: ClipDataset(
                 self.clips[name],

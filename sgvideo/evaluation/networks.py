@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sgvideo.audio import LogMel, resample, segment_for_frames
+from sgvideo.audio import LogMel, MelSettings, resample, segment_for_frames
 from sgvideo.evaluation.sets import VideoSet
 from sgvideo.evaluation.settings import EvaluationError, EvaluationSettings
 from sgvideo.files import require_file
@@ -88,19 +88,14 @@ def audio_visual(settings: EvaluationSettings) -> AudioVisual:
     hp = dict(raw.get("hyper_parameters", {})) if "state_dict" in raw else {}
     spec = settings.clip or hp.get("clip")
     clip = load_clip(spec, device=device)
-    rate = int(hp.get("sample_rate", settings.sample_rate))
-    logmel = LogMel(
-        rate,
-        n_fft=hp.get("n_fft", 2048),
-        hop_length=hp.get("hop_length", 512),
-        n_mels=hp.get("n_mels", 128),
-    )
+    # the authors' resnet18.pth has no hyper-parameters: their settings at --sample-rate
+    mel = MelSettings.from_hparams(hp) if hp else MelSettings(sample_rate=settings.sample_rate)
     clip_name = str(spec) if spec in (None, "tiny") else f"{spec} sha256 {sha256_prefix(spec)}"
     return AudioVisual(
         audio_encoder=encoder.to(device),
         image_encoder=partial(clip_image_embed, clip),
-        logmel=logmel.to(device),
-        sample_rate=rate,
+        logmel=mel.log_mel().to(device),
+        sample_rate=mel.sample_rate,
         window_seconds=float(hp.get("window_seconds", 1 / 3)),
         device=device,
         weights={"audio_encoder": f"{path} sha256 {sha256_prefix(path)}", "clip": clip_name},

@@ -192,12 +192,16 @@ class SoundToVideo:
     ) -> Iterator[Tensor]:
         """The trajectory stepped `rate` times a second of sound, one "t n s" chunk at a time."""
         total = self.frame_count(wave.shape[-1], rate)
-        state = self.trajectory.initial_state(w0[None])
+        state = None
         for first, stop in self._chunks(total):
             count = stop - first
             w_a = self.inverter.for_frames(wave, rate, first, count)
             audio = self.frame_features(wave, rate, first, count)
             noise = self._noise(seed, first, stop)
+            if state is None:
+                state = self.trajectory.initial_state(
+                    w0[None], w_a[:1], None if audio is None else audio[:1]
+                )
             chunk = []
             for t in range(count):
                 w, state = self.trajectory.step(

@@ -8,10 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sgvideo.audio import LogMel, segment_for_frames
+from sgvideo.audio import MelSettings, segment_for_frames
 from sgvideo.models.inversion_encoder import SoundInversionEncoder
-
-AUDIO_KEYS = ("sample_rate", "n_mels", "n_fft", "hop_length", "window_seconds")
 
 
 class SoundInverter(nn.Module):
@@ -24,31 +22,28 @@ class SoundInverter(nn.Module):
         self,
         encoder: SoundInversionEncoder,
         w_avg: Tensor,
-        sample_rate: int,
-        n_mels: int,
-        n_fft: int,
-        hop_length: int,
+        mel: MelSettings,
         window_seconds: float,
     ) -> None:
         super().__init__()
-        if encoder.n_mels != n_mels:
+        if encoder.n_mels != mel.n_mels:
             raise ValueError(
-                f"the encoder reads {encoder.n_mels} mel bins, the settings say {n_mels}"
+                f"the encoder reads {encoder.n_mels} mel bins, the settings say {mel.n_mels}"
             )
         self.encoder = encoder.eval().requires_grad_(False)
         self.register_buffer("w_avg", w_avg.detach().reshape(-1).clone())
-        self.mel = LogMel(sample_rate, n_fft, hop_length, n_mels)
-        self.sample_rate = int(sample_rate)
+        self.mel = mel.log_mel()
+        self.sample_rate = mel.sample_rate
         self.window_seconds = float(window_seconds)
 
     @classmethod
     def from_hparams(
         cls, encoder: SoundInversionEncoder, w_avg: Tensor, hparams: Mapping[str, Any]
     ) -> SoundInverter:
-        missing = [key for key in AUDIO_KEYS if key not in hparams]
-        if missing:
-            raise ValueError(f"the checkpoint's hyper-parameters lack the audio settings {missing}")
-        return cls(encoder, w_avg, **{key: hparams[key] for key in AUDIO_KEYS})
+        if "window_seconds" not in hparams:
+            raise ValueError("the checkpoint's hyper-parameters lack the audio window length")
+        mel = MelSettings.from_hparams(hparams)
+        return cls(encoder, w_avg, mel, hparams["window_seconds"])
 
     @torch.no_grad()
     def forward(self, windows: Tensor) -> Tensor:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from sgvideo.audio import LogMel, window_length
+from sgvideo.audio import MelSettings, window_length
 from sgvideo.lit import visuals
 from sgvideo.lit.checkpointing import StageCheckpointMixin
 from sgvideo.lit.mixins import FrozenEvalMixin, RngStateMixin
@@ -65,7 +65,7 @@ class AudioCLIPAlignment(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L
         clip: CLIP weights: a local ViT-B-32.pt path, "tiny" (random, tests) or None to read
             $SGVIDEO_CLIP_WEIGHTS.
         embed_dim: expected CLIP embedding size (checked); the encoder always uses CLIP's.
-        sample_rate, n_mels, n_fft, hop_length: log-mel settings (linked from the data).
+        mel: sample rate and log-mel settings (linked from the data).
         window_seconds: length of one audio window (linked from the data; checked).
         prompt_template: text prompt of a category, "{}" is replaced by its name.
         text_weight, augment_weight, image_weight: loss weights (0 switches a term off).
@@ -83,10 +83,7 @@ class AudioCLIPAlignment(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L
         categories: list[str] | None = None,
         clip: str | None = None,
         embed_dim: int | None = None,
-        sample_rate: int = 44100,
-        n_mels: int = 128,
-        n_fft: int = 2048,
-        hop_length: int = 512,
+        mel: MelSettings = MelSettings(),
         window_seconds: float = 1 / 3,
         prompt_template: str = "a photo of {}",
         text_weight: float = 1.0,
@@ -104,17 +101,19 @@ class AudioCLIPAlignment(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L
         super().__init__()
         if not categories:
             raise ValueError("categories are required (the CLI links them from the data)")
-        self.save_hyperparameters()
+        self.mel_settings = MelSettings.of(mel)
+        self.save_hyperparameters(ignore=["mel"])
+        self.hparams["mel"] = self.mel_settings.as_dict()
         self.clip = load_clip(clip)
         dim = clip_embed_dim(self.clip)
         if embed_dim is not None and embed_dim != dim:
             raise ValueError(f"embed_dim {embed_dim} does not match the CLIP model's {dim}")
-        self.mel = LogMel(sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+        self.mel = self.mel_settings.log_mel()
         self.audio_encoder = AudioEncoder(embed_dim=dim)
         self.logit_scale = LogitScale(1.0 / temperature)
         prompts = prompts_for(categories, prompt_template)
         self.register_buffer("text_embeds", clip_text_embed(self.clip, prompts), persistent=False)
-        self.window_samples = window_length(sample_rate, window_seconds)
+        self.window_samples = window_length(self.mel_settings.sample_rate, window_seconds)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """Audio windows "n samples" -> unit-length embeddings "n d" in CLIP space."""

@@ -25,7 +25,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from torch.nn import functional as F
 
-from sgvideo.audio import LogMel, window_length
+from sgvideo.audio import MelSettings, window_length
 from sgvideo.checkpoints.stylegan2 import load_generator
 from sgvideo.lit import visuals
 from sgvideo.lit.checkpointing import StageCheckpointMixin
@@ -56,7 +56,8 @@ class SoundInversion(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L.Lig
         clip: CLIP weights: a local ViT-B-32.pt path, "tiny" or None ($SGVIDEO_CLIP_WEIGHTS).
             Use the CLIP the audio encoder was aligned with.
         categories: category names in label order (the CLI links them from the data).
-        sample_rate, n_mels, n_fft, hop_length, window_seconds: audio settings (linked).
+        mel, window_seconds: sample rate, log-mel settings and window length (linked from the
+            data).
         prompt_template: text prompt of a category, "{}" is replaced by its name.
         audio_weight, text_weight, frame_weight, layout_weight, latent_weight, adv_weight: loss
             weights; a positive adv_weight adds an ImageDiscriminator (and manual
@@ -81,10 +82,7 @@ class SoundInversion(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L.Lig
         audio_encoder_path: str | None = None,
         clip: str | None = None,
         categories: list[str] | None = None,
-        sample_rate: int = 44100,
-        n_mels: int = 128,
-        n_fft: int = 2048,
-        hop_length: int = 512,
+        mel: MelSettings = MelSettings(),
         window_seconds: float = 1 / 3,
         prompt_template: str = "a photo of {}",
         audio_weight: float = 1.0,
@@ -110,7 +108,9 @@ class SoundInversion(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L.Lig
             raise ValueError("categories are required for the text loss (linked from the data)")
         if audio_weight > 0 and not audio_encoder_path:
             raise ValueError("audio_weight > 0 needs audio_encoder_path (a stage-0 checkpoint)")
-        self.save_hyperparameters()
+        self.mel_settings = MelSettings.of(mel)
+        self.save_hyperparameters(ignore=["mel"])
+        self.hparams["mel"] = self.mel_settings.as_dict()
         self.generator = load_generator(generator_path)
         self.clip = load_clip(clip)
         self.audio_encoder = load_audio_encoder(audio_encoder_path) if audio_weight > 0 else None
@@ -120,10 +120,13 @@ class SoundInversion(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L.Lig
                 f"the audio encoder embeds into {self.audio_encoder.embed_dim} dims but the CLIP "
                 f"model into {dim}: align the audio encoder with this CLIP (stage 0)"
             )
-        self.mel = LogMel(sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+        self.mel = self.mel_settings.log_mel()
         g = self.generator
         self.encoder = SoundInversionEncoder(
-            n_latent=g.n_latent, style_dim=g.style_dim, n_mels=n_mels, **(encoder_kwargs or {})
+            n_latent=g.n_latent,
+            style_dim=g.style_dim,
+            n_mels=self.mel_settings.n_mels,
+            **(encoder_kwargs or {}),
         )
         self.discriminator = (
             ImageDiscriminator(g.size, **(discriminator_kwargs or {})) if adv_weight > 0 else None
@@ -135,7 +138,7 @@ class SoundInversion(RngStateMixin, FrozenEvalMixin, StageCheckpointMixin, L.Lig
             else None
         )
         self.register_buffer("text_embeds", text, persistent=False)
-        self.window_samples = window_length(sample_rate, window_seconds)
+        self.window_samples = window_length(self.mel_settings.sample_rate, window_seconds)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """Log-mel windows "n n_mels time" -> W+ latents "n n_latent style_dim"."""

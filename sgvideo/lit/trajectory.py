@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint
 
-from sgvideo.audio import LogMel, segment_for_frames
+from sgvideo.audio import MelSettings, segment_for_frames
 from sgvideo.checkpoints.stylegan2 import load_generator
 from sgvideo.checkpoints.trajectory import TRAJECTORY_CONFIG_KEY
 from sgvideo.inference.latents import clip_chosen_latents
@@ -88,10 +88,12 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         audio_encoder_path: stage-0 `align` checkpoint (or the authors' resnet18.pth).
         clip: CLIP weights: a local ViT-B-32.pt path, "tiny" or None ($SGVIDEO_CLIP_WEIGHTS).
         categories: category names in label order (linked from the data).
-        sample_rate, n_mels, n_fft, hop_length, window_seconds, num_frames: audio and clip
-            settings (linked from the data; window_seconds is one frame step,
+        mel, window_seconds, num_frames: sample rate and log-mel settings, and the clip's
+            frames (linked from the data; window_seconds is one frame step,
             clip_seconds / num_frames); the mel settings must be stage 1's.
-        hidden, num_layers, noise_dim: the TrajectoryGenerator's GRUs.
+        hidden, num_layers, noise_dim, prime_steps: the TrajectoryGenerator's GRUs (prime_steps:
+            rehearsals of frame 0's inputs that settle them, so the video does not jump at its
+            start).
         audio_features: feed each frame's own log-mel (averaged over time) to the GRUs.
         init, text_init_samples, text_template, truncation, seed: the start latent w^0.
         adv_image_weight, adv_video_weight, clip_weight, latent_weight, anchor_weight,
@@ -106,7 +108,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         sample_every_n_steps: sample PNG + mp4 cadence in batches; 0: never.
     """
 
-    stage = "generator"
+    stage = "trajectory"
     frozen_modules = ("generator", "clip", "audio_encoder", "inversion", "mel")
 
     def __init__(
@@ -116,15 +118,13 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         audio_encoder_path: str,
         clip: str | None = None,
         categories: list[str] | None = None,
-        sample_rate: int = 44100,
-        n_mels: int = 128,
-        n_fft: int = 2048,
-        hop_length: int = 512,
+        mel: MelSettings = MelSettings(),
         window_seconds: float = 2.0 / 6,
         num_frames: int = 6,
         hidden: int = 512,
         num_layers: int = 5,
         noise_dim: int = 0,
+        prime_steps: int = 16,
         audio_features: bool = True,
         init: Literal["audio", "text"] = "audio",
         text_init_samples: int = 128,
@@ -153,7 +153,9 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.mel_settings = MelSettings.of(mel)
+        self.save_hyperparameters(ignore=["mel"])
+        self.hparams["mel"] = self.mel_settings.as_dict()
         self.automatic_optimization = False
         if init not in ("audio", "text"):
             raise ValueError(f"init must be 'audio' or 'text', got {init!r}")
@@ -174,14 +176,15 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
                 f"dimensions but CLIP {clip!r} into {clip_embed_dim(self.clip)}: use the CLIP "
                 "the audio encoder was aligned with"
             )
-        self.mel = LogMel(sample_rate, n_fft, hop_length, n_mels).eval()
+        self.mel = self.mel_settings.log_mel().eval()
         self.trajectory = TrajectoryGenerator(
             self.generator.n_latent,
             self.generator.style_dim,
             hidden=hidden,
             num_layers=num_layers,
-            audio_dim=n_mels if audio_features else 0,
+            audio_dim=self.mel_settings.n_mels if audio_features else 0,
             noise_dim=noise_dim,
+            prime_steps=prime_steps,
         )
         size = self.generator.size
         self.image_d = ImageDiscriminator(size, channels=image_d_channels)
@@ -222,7 +225,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         hp = self.hparams
         windows = segment_for_frames(
             waveform,
-            hp.sample_rate,
+            self.mel_settings.sample_rate,
             num_frames,
             1.0 / hp.window_seconds,
             hp.sound_window_seconds,
@@ -410,7 +413,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             fake[0],
             fps=1.0 / self.hparams.window_seconds,
             waveform=None if waveform is None else waveform[0],
-            sample_rate=self.hparams.sample_rate,
+            sample_rate=self.mel_settings.sample_rate,
         )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

@@ -10,11 +10,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sgvideo.audio import MelSettings
 from sgvideo.models.inversion_encoder import SoundInversionEncoder
 from sgvideo.models.stylegan2 import Generator
-
-# Audio settings the inversion encoder was trained with and stage 2 must share.
-MEL_SETTINGS = ("sample_rate", "n_mels", "n_fft", "hop_length")
 
 
 def check_inversion(
@@ -25,7 +23,7 @@ def check_inversion(
 ) -> None:
     """A stage-1 encoder made for another generator or other audio settings is refused.
 
-    `hparams` are stage 2's (`inversion_path`, `generator_path` and the mel settings)."""
+    `hparams` are stage 2's (`inversion_path`, `generator_path` and `mel`)."""
     ours = (generator.n_latent, generator.style_dim)
     theirs = (encoder.n_latent, encoder.style_dim)
     if ours != theirs:
@@ -34,17 +32,16 @@ def check_inversion(
             f"{theirs[0]} x {theirs[1]} but the generator {hparams['generator_path']} takes "
             f"{ours[0]} x {ours[1]}: train stage 1 for this generator"
         )
-    mismatched = {
-        key: (inversion_hparams[key], hparams[key])
-        for key in MEL_SETTINGS
-        if key in inversion_hparams and inversion_hparams[key] != hparams[key]
-    }
-    if mismatched or encoder.n_mels != hparams["n_mels"]:
-        mismatched.setdefault("n_mels", (encoder.n_mels, hparams["n_mels"]))
+    source = hparams["inversion_path"]
+    mel = MelSettings.from_hparams(hparams).as_dict()
+    trained = MelSettings.from_hparams(inversion_hparams, source).as_dict()
+    trained["n_mels"] = encoder.n_mels
+    mismatched = {key: (trained[key], mel[key]) for key in mel if trained[key] != mel[key]}
+    if mismatched:
         details = ", ".join(f"{k}: {a} (stage 1) vs {b}" for k, (a, b) in mismatched.items())
         raise ValueError(
-            f"the inversion checkpoint {hparams['inversion_path']} was trained with other audio "
-            f"settings than this stage's data: {details}"
+            f"the inversion checkpoint {source} was trained with other audio settings than "
+            f"this stage's data: {details}"
         )
 
 

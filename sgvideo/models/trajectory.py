@@ -14,7 +14,12 @@ latents, so nothing accumulates over a sound far longer than the training clips.
 is the motion: because the GRU sees the frame's audio it can move the picture when the sound
 does. Training (`rollout`) and streaming (`step`, the state carried between calls) are the same
 computation. Heads start near zero and a at 0.5, so an untrained trajectory follows the sound
-latents with a lag of about a frame.
+latents with a lag of about a frame. With `prime_steps`, the trajectory first rehearses frame
+0's inputs that many times, unseen, from w_a^0: GRU states that start at zero, and a latent not
+yet carrying the offset from the sound latent that the residuals hold in a steady sound, take a
+few frames to settle, and without the rehearsal that settling shows as motion in the first
+frames, whatever the sound does. The video then starts from w^0 plus the rehearsed offset, with
+the rehearsed GRU states.
 """
 
 from __future__ import annotations
@@ -62,7 +67,9 @@ class TrajectoryGenerator(nn.Module):
 
     `groups` maps a group name to its W+ layers (a slice or a (start, stop) pair); by default
     the coarse / mid / fine split of `style_groups(n_latent)`. `audio_dim` is the size of the
-    per-frame audio features (0: none), `noise_dim` the size of per-frame noise (0: none).
+    per-frame audio features (0: none), `noise_dim` the size of per-frame noise (0: none),
+    `prime_steps` the rehearsals of frame 0's inputs that settle the GRU states (module
+    docstring).
     """
 
     def __init__(
@@ -74,6 +81,7 @@ class TrajectoryGenerator(nn.Module):
         audio_dim: int = 0,
         noise_dim: int = 0,
         groups: Mapping[str, slice | tuple[int, int] | list[int]] | None = None,
+        prime_steps: int = 0,
     ) -> None:
         super().__init__()
         self.n_latent = n_latent
@@ -82,6 +90,9 @@ class TrajectoryGenerator(nn.Module):
         self.num_layers = num_layers
         self.audio_dim = audio_dim
         self.noise_dim = noise_dim
+        if prime_steps < 0:
+            raise ValueError(f"prime_steps must be >= 0, got {prime_steps}")
+        self.prime_steps = prime_steps
         self.groups = _as_slices(groups) if groups is not None else style_groups(n_latent)
         _check_partition(self.groups, n_latent)
         self.rnns = nn.ModuleDict()
@@ -109,6 +120,7 @@ class TrajectoryGenerator(nn.Module):
             audio_dim=self.audio_dim,
             noise_dim=self.noise_dim,
             groups={name: [s.start, s.stop] for name, s in self.groups.items()},
+            prime_steps=self.prime_steps,
         )
 
     def _check_latents(self, w: Tensor, name: str, pattern: str) -> None:
@@ -133,11 +145,27 @@ class TrajectoryGenerator(nn.Module):
             raise ValueError(f"{name} must have shape {(*shape, dim)}, got {tuple(value.shape)}")
         return value
 
-    def initial_state(self, w0: Tensor) -> TrajectoryState:
-        """The streaming state before the first frame: the start latent w^0, zero GRU states."""
+    def initial_state(
+        self,
+        w0: Tensor,
+        first_sound_latent: Tensor | None = None,
+        first_audio: Tensor | None = None,
+    ) -> TrajectoryState:
+        """The streaming state before the first frame: the start latent w^0 "b n s" and zero GRU
+        states, or (with `prime_steps`) both settled by rehearsing frame 0's sound latent
+        "b n s" and audio features "b audio_dim" (module docstring; noise reads zero)."""
         self._check_latents(w0, "w0", "b n_latent style_dim")
         zeros = w0.new_zeros(self.num_layers, w0.shape[0], self.hidden)
-        return TrajectoryState(w=w0, hidden={name: zeros for name in self.groups})
+        state = TrajectoryState(w=w0, hidden={name: zeros for name in self.groups})
+        if not self.prime_steps:
+            return state
+        if first_sound_latent is None:
+            raise ValueError("this trajectory net primes its GRUs: pass frame 0's sound latent")
+        silence = w0.new_zeros(w0.shape[0], self.noise_dim) if self.noise_dim else None
+        state = TrajectoryState(w=first_sound_latent, hidden=state.hidden)
+        for _ in range(self.prime_steps):
+            _, state = self.step(state, first_sound_latent, first_audio, silence)
+        return TrajectoryState(w=w0 + (state.w - first_sound_latent), hidden=state.hidden)
 
     def step(
         self,
@@ -181,7 +209,7 @@ class TrajectoryGenerator(nn.Module):
         noise: Tensor | None = None,
     ) -> Tensor:
         """w0 "b n s", sound_latents "b t n s" (audio "b t audio_dim", noise "b t noise_dim")
-        -> latents "b t n s": `step` frame after frame from `initial_state(w0)`."""
+        -> latents "b t n s": `step` frame after frame from `initial_state` (w0, frame 0)."""
         self._check_latents(w0, "w0", "b n_latent style_dim")
         self._check_latents(sound_latents, "sound_latents", "b t n_latent style_dim")
         b, t = sound_latents.shape[:2]
@@ -192,7 +220,8 @@ class TrajectoryGenerator(nn.Module):
             )
         audio = self._extra(audio, self.audio_dim, (b, t), "audio", sound_latents)
         noise = self._extra(noise, self.noise_dim, (b, t), "noise", sound_latents)
-        state, out = self.initial_state(w0), []
+        first_audio = None if audio is None else audio[:, 0]
+        state, out = self.initial_state(w0, sound_latents[:, 0], first_audio), []
         for i in range(t):
             w, state = self.step(
                 state,
