@@ -187,14 +187,17 @@ def _train_after(needed: list[Future], stage: str, *args) -> None:
     train_stage(stage, *args)
 
 
+def demo_splits(paths: DemoPaths) -> dict[str, list]:
+    """The synthetic clips by split, as the DataModule splits them by default."""
+    from sgvideo.data.index import assign_splits, load_index
+
+    return assign_splits(load_index(str(paths.synth)), val_fraction=0.1, test_fraction=0.1, seed=0)
+
+
 def held_out_sounds(paths: DemoPaths) -> dict[str, Path]:
     """One test-split clip per category (the DataModule's default split): its sound drives
     that category's demo video."""
-    from sgvideo.data.index import assign_splits, load_index
-
-    splits = assign_splits(
-        load_index(str(paths.synth)), val_fraction=0.1, test_fraction=0.1, seed=0
-    )
+    splits = demo_splits(paths)
     chosen: dict[str, Path] = {}
     for split in ("test", "val", "train"):
         for clip in splits[split]:
@@ -318,7 +321,8 @@ def run_demo(
     animated = [video for video in videos if video.stem in ANIMATED_CATEGORIES] or videos[:2]
     write_animation(animated, paths.animation, FPS)
     if not paths.report.exists():
-        evaluate(paths, image_size, num_videos=len(videos))
+        # two videos (two seeds) per held-out sound: the measures average over more videos
+        evaluate(paths, image_size, num_videos=2 * len(demo_splits(paths)["test"]))
     summary = {
         "videos": [str(v) for v in videos],
         "contact_sheet": str(paths.contact_sheet),
