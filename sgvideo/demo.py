@@ -256,7 +256,8 @@ def write_animation(videos: list[Path], out: Path, fps: float, scale: int = 4) -
 
 def evaluate(paths: DemoPaths, image_size: int, num_videos: int) -> None:
     """`sgvideo evaluate` of the stage-2 checkpoint on the held-out test sounds, with the
-    ablation (random latents / stage 1 alone / full model) and the real clips' values."""
+    ablation (random latents / stage 1 alone / full model), the real clips' values and the
+    prior's coverage of the scenes."""
     _run(
         _sgvideo(
             "evaluate",
@@ -270,7 +271,7 @@ def evaluate(paths: DemoPaths, image_size: int, num_videos: int) -> None:
             "--feature-net",
             "tiny",
             "--metrics",
-            "accuracy,sync,drift,av_align,fid,fvd,clip_av",
+            "accuracy,sync,drift,av_align,fid,fvd,clip_av,prior_coverage",
             "--score-real",
             "true",
             "--audio-encoder",

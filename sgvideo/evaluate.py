@@ -1,7 +1,9 @@
 """`sgvideo evaluate`: does a generated video follow its sound (category accuracy by a frame
 judge, loudness-motion sync, drift, AV-Align), and FID, FVD and the CLIP audio-visual score of
 generated videos against real ones, written to report.json and report.md with every setting
-that changes them. `--ablation` adds the table: random latents / stage 1 alone / full model.
+that changes them. `--ablation` adds the table: random latents / stage 1 alone / full model;
+`--metrics ...,prior_coverage` adds how many random images of the checkpoint's StyleGAN2 prior the
+frame judge labels confidently, per scene.
 
 Real videos: the prepared test split of a LandscapeDataModule (`--data`, the `data.init_args`
 block of a stage config) or a folder of video files (`--real-dir`). Generated videos: a folder
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 
 from sgvideo.errors import USER_ERRORS, reports_user_errors
 from sgvideo.evaluation import EvaluationSettings, evaluate
-from sgvideo.metrics.report import cell, write_report
+from sgvideo.metrics.report import cell, prior_coverage_text, write_report
 from sgvideo.tool_cli import parse_function_args
 
 
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     json_path, md_path = write_report(report, settings.out)
     for name, value in report["metrics"].items():
         print(f"{name}: {cell(value)}")
+    if "prior_coverage" in report:
+        print(prior_coverage_text(report["prior_coverage"]))
     for note in report["notes"]:
         print(f"note: {note}", file=sys.stderr)
     if report.get("warning"):

@@ -95,7 +95,8 @@ def test_demo_writes_every_artefact(demo_run: tuple[Path, str]) -> None:
     held_out = demo.demo_splits(demo.DemoPaths(out))["test"]
     assert report["protocol"]["generated_videos"] == 2 * len(held_out) >= len(videos)
     assert "NOT FID" in report["protocol"]["feature_networks"]["fid"]
-    assert (out / "report.md").is_file()
+    assert set(report["prior_coverage"]["per_category"]) == set(report["judge"]["categories"])
+    assert "## The prior" in (out / "report.md").read_text()
 
 
 def test_rerun_reuses_what_is_done(demo_run: tuple[Path, str]) -> None:

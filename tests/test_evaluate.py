@@ -14,6 +14,7 @@ from sgvideo.audio import frame_count
 from sgvideo.cli import main as sgvideo
 from sgvideo.evaluate import parse_settings
 from sgvideo.evaluation import evaluate
+from sgvideo.metrics.report import prior_coverage_text
 from sgvideo.metrics.sources import read_video_file
 
 from .fixtures.data import SYNTH_DATA_FLAGS
@@ -93,6 +94,7 @@ def test_evaluate_a_generator_with_clip_av(synth_root, synth_cache, align_ckpt, 
         (["--metrics=fid,psnr"], "subset of fid,fvd,clip_av,av_align,accuracy,sync,drift"),
         (["--metrics=accuracy", "--judge=nowhere.pt"], "nowhere.pt"),
         (["--ablation=true"], "--ablation needs --checkpoint"),
+        (["--metrics=accuracy,prior_coverage"], "prior_coverage needs --checkpoint"),
         (["--feature-net=real"], "pt_inception-2015-12-05-6726825d.pth"),
         (["--metrics=fvd", "--feature-net=real"], "i3d_torchscript.pt"),
         (["--metrics=clip_av", "--feature-net=tiny"], "clip_av needs --audio-encoder"),
@@ -189,3 +191,34 @@ def test_ablation_table_from_a_checkpoint(
         assert set(row["drift_accuracy"]) == {"first third", "last third"}
     assert table["full model"]["judge_accuracy"] == report["metrics"]["judge_accuracy"]
     assert table["random latents, no sound"] != table["stage 1 alone"]
+
+
+def test_prior_coverage_of_a_checkpoint(
+    synth_root, synth_cache, trajectory_ckpt, tmp_path, capsys
+) -> None:
+    """prior_coverage alone: the checkpoint's prior judged once, and no video made."""
+    cache = tmp_path / "cache"
+    shutil.copytree(synth_cache, cache)
+    out = tmp_path / "report"
+    code = sgvideo(
+        ["evaluate", f"--checkpoint={trajectory_ckpt}", *_data_args(synth_root, cache)]
+        + ["--metrics=prior_coverage", "--num-videos=2", "--resolution=32"]
+        + ["--data.num_workers=0", "--progress=false", f"--out={out}"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads((out / "report.json").read_text())
+    coverage = report["prior_coverage"]
+    assert (coverage["samples"], coverage["threshold"]) == (500, 0.8)
+    assert list(coverage["per_category"]) == report["judge"]["categories"]
+    assert coverage["missing"] == [k for k, v in coverage["per_category"].items() if v == 0]
+    assert 0 <= coverage["confident"] <= 1
+    assert coverage["confident"] == pytest.approx(sum(coverage["per_category"].values()))
+    assert report["metrics"] == {} and report["protocol"]["generated_videos"] == 0
+    protocol = report["protocol"]["prior_coverage"]
+    assert protocol.startswith("500 samples, z ~ N(0, I) from torch.Generator seed 0;")
+    text = prior_coverage_text(coverage)
+    assert text in captured.out
+    markdown = (out / "report.md").read_text()
+    assert f"## The prior\n\n{text}\n" in markdown
+    assert "| prior_coverage | 500 samples" in markdown

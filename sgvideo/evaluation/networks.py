@@ -13,7 +13,7 @@ import torch
 
 from sgvideo.audio import LogMel, MelSettings, resample, segment_for_frames
 from sgvideo.evaluation.sets import VideoSet
-from sgvideo.evaluation.settings import EvaluationError, EvaluationSettings
+from sgvideo.evaluation.settings import JUDGED, EvaluationError, EvaluationSettings
 from sgvideo.files import require_file
 from sgvideo.judge import load_or_fit_judge
 from sgvideo.metrics import FID, FVD
@@ -109,8 +109,8 @@ def frame_judge(settings: EvaluationSettings, real: VideoSet) -> tuple[FrameJudg
         return judge, {**info, "path": settings.judge}
     if real.data is None:
         raise EvaluationError(
-            "accuracy and drift need the frame judge: give --data (it is fitted on the training "
-            "split) or --judge (a file `sgvideo judge fit` wrote)"
+            f"{', '.join(JUDGED)} need the frame judge: give --data (it is fitted on the "
+            "training split) or --judge (a file `sgvideo judge fit` wrote)"
         )
     return load_or_fit_judge(real.data, refit=settings.judge_refit)
 

@@ -8,6 +8,7 @@ from sgvideo.evaluation.protocol import evaluation_report, skips
 from sgvideo.evaluation.scoring import Evaluation
 from sgvideo.evaluation.sets import generated_set
 from sgvideo.evaluation.settings import EvaluationSettings
+from sgvideo.metrics.prior_coverage import prior_coverage, protocol
 from sgvideo.metrics.sources import VideoGenerator
 
 
@@ -18,7 +19,8 @@ def evaluate(
 
     `generator` replaces the checkpoint's VideoGenerator (generated from the real sounds).
     With --ablation the report also holds `ablation`: the same measures for random latents,
-    stage 1 alone and the full model (the main result, generated from the checkpoint).
+    stage 1 alone and the full model (the main result, generated from the checkpoint); with
+    prior_coverage, `prior_coverage`: how the frame judge labels the checkpoint's prior.
     """
     settings.check(from_generator=generator is not None)
     run = Evaluation(settings)
@@ -28,6 +30,8 @@ def evaluate(
     report = evaluation_report(run, generated, counts, values)
     if settings.ablation:
         report["ablation"] = _ablation(run, values, report)
+    if "prior_coverage" in run.names:
+        report["prior_coverage"] = _prior_coverage(run, report)
     return report
 
 
@@ -47,3 +51,18 @@ def _ablation(run: Evaluation, values: dict[str, Any], report: dict[str, Any]) -
         report["notes"] += [f"{variant}, {note}" for note in variant_counts.get("notes", [])]
     table[FULL_MODEL] = {k: v for k, v in values.items() if not k.startswith("real_")}
     return table
+
+
+def _prior_coverage(run: Evaluation, report: dict[str, Any]) -> dict[str, Any]:
+    """`prior_coverage` of --checkpoint's StyleGAN2 prior by the run's frame judge (once a run:
+    it hears no sound); its protocol goes into `report`."""
+    from sgvideo.inference.pipeline import SoundToVideo
+
+    settings = run.settings
+    model = SoundToVideo.from_checkpoint(settings.checkpoint, device=settings.device)
+    judge, generator = run.judge, model.generator
+    coverage = prior_coverage(
+        generator, judge, judge.categories, seed=settings.seed, batch_size=model.batch_size
+    )
+    report["protocol"]["prior_coverage"] = protocol(coverage, settings.seed, generator.size)
+    return coverage

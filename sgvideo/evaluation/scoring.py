@@ -17,7 +17,12 @@ from sgvideo.evaluation.networks import (
     zero_shot_classifier,
 )
 from sgvideo.evaluation.sets import VideoSet, real_set
-from sgvideo.evaluation.settings import JUDGED, EvaluationError, EvaluationSettings
+from sgvideo.evaluation.settings import (
+    JUDGED,
+    VIDEO_METRICS,
+    EvaluationError,
+    EvaluationSettings,
+)
 from sgvideo.metrics import AVAlign, CLIPAudioVisualScore
 from sgvideo.metrics.following import FollowingMeasures
 from sgvideo.metrics.sources import Video, clip_indices, model_frames
@@ -131,17 +136,19 @@ class Evaluation:
         return values
 
     def _feed(self, videos: VideoSet, feeder: FrechetFeeder, side: SideMetrics) -> dict[str, Any]:
-        """Feed up to --num-videos usable videos of one side to the metrics; returns counts."""
+        """Feed up to --num-videos usable videos of one side to the metrics (none when no
+        requested metric scores videos: prior_coverage alone); returns counts."""
         settings = self.settings
+        wanted = settings.num_videos if set(VIDEO_METRICS) & set(self.names) else 0
         num_frames, rng = settings.num_frames, np.random.default_rng(settings.seed)
         order = rng.permutation(len(videos.loaders)) if videos.real else range(len(videos.loaders))
         counts: dict[str, Any] = {"videos": 0, "skipped_too_short": 0, "without_sound": 0}
         name = "real" if videos.real else "generated"
         spans: set[float] = set()
         progress = {"unit": "video", "disable": not settings.progress}
-        with tqdm(total=settings.num_videos, desc=name, **progress) as bar:
+        with tqdm(total=wanted, desc=name, **progress) as bar:
             for index in order:
-                if counts["videos"] == settings.num_videos:
+                if counts["videos"] == wanted:
                     break
                 video = videos.loaders[index]()
                 step = settings.frame_step(video)

@@ -7,8 +7,9 @@ from typing import Literal
 
 from sgvideo.metrics.sources import Video
 
-METRICS = ("fid", "fvd", "clip_av", "av_align", "accuracy", "sync", "drift")
-JUDGED = ("accuracy", "drift")  # the metrics that need the frame judge
+VIDEO_METRICS = ("fid", "fvd", "clip_av", "av_align", "accuracy", "sync", "drift")
+METRICS = (*VIDEO_METRICS, "prior_coverage")  # prior_coverage: of --checkpoint's prior, no videos
+JUDGED = ("accuracy", "drift", "prior_coverage")  # the metrics that need the frame judge
 
 
 class EvaluationError(ValueError):
@@ -36,7 +37,10 @@ class EvaluationSettings:
         data: LandscapeDataModule arguments (root, cache_dir, image_size, fps, test_fraction,
             seed, ...): its prepared test split is the real set; e.g. --data.root DIR
         real_dir: folder of real video files instead.
-        metrics: comma-separated subset of fid,fvd,clip_av,av_align,accuracy,sync,drift.
+        metrics: comma-separated subset of fid,fvd,clip_av,av_align,accuracy,sync,drift,
+            prior_coverage (default: all but prior_coverage). prior_coverage (with
+            --checkpoint): the share of 500 random images of the checkpoint's StyleGAN2 prior
+            that the frame judge labels with probability >= 0.8, overall and per category.
         num_videos: videos per side (at most).
         num_frames: frames per evaluated clip.
         stride: take every stride-th frame.
@@ -68,7 +72,7 @@ class EvaluationSettings:
     checkpoint: str | None = None
     data: dict | None = None
     real_dir: str | None = None
-    metrics: str = ",".join(METRICS)
+    metrics: str = ",".join(VIDEO_METRICS)
     num_videos: int = 2048
     num_frames: int = 16
     stride: int = 1
@@ -107,6 +111,10 @@ class EvaluationSettings:
             )
         if self.ablation and self.checkpoint is None:
             raise EvaluationError("--ablation needs --checkpoint (a stage-2 checkpoint)")
+        if "prior_coverage" in self.names and self.checkpoint is None:
+            raise EvaluationError(
+                "prior_coverage needs --checkpoint (a stage-2 checkpoint: its StyleGAN2 prior)"
+            )
         for option in ("num_videos", "num_frames", "stride", "batch_size"):
             if getattr(self, option) < 1:
                 raise EvaluationError(f"--{option.replace('_', '-')} must be at least 1")

@@ -100,11 +100,27 @@ def _ablation(report: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def prior_coverage_text(coverage: dict[str, Any]) -> str:
+    """One sentence of `sgvideo.metrics.prior_coverage.prior_coverage`'s result."""
+    shares = ", ".join(f"{name} {share:.1%}" for name, share in coverage["per_category"].items())
+    return (
+        f"{coverage['samples']} random samples of the prior: {coverage['confident']:.1%} "
+        f"confidently one scene (judge probability >= {coverage['threshold']:g}); per scene: "
+        f"{shares}; missing: {', '.join(coverage['missing']) or 'none'}."
+    )
+
+
+def _prior(report: dict[str, Any]) -> list[str]:
+    coverage = report.get("prior_coverage")
+    return ["## The prior", "", prior_coverage_text(coverage), ""] if coverage else []
+
+
 def markdown(report: dict[str, Any]) -> str:
     """A human-readable report: whether the videos follow their sounds, the ablation, the
-    other metrics (with their warning), then every setting that changes them."""
+    prior's coverage of the scenes, the other metrics (with their warning), then every setting
+    that changes them."""
     lines = ["# sgvideo evaluation", ""]
-    lines += _following(report) + _ablation(report)
+    lines += _following(report) + _ablation(report) + _prior(report)
     others = {
         k: v for k, v in report["metrics"].items() if k.removeprefix("real_") not in FOLLOWING_KEYS
     }
