@@ -314,6 +314,36 @@ def test_missing_latent_avg_is_computed_and_args_namespace_is_accepted(tmp_path:
     assert first.channel_multiplier == 1  # ambiguous from shapes at 32 px: taken from args
 
 
+@pytest.mark.parametrize("lr_mlp", [0.01, 1.0])
+def test_a_generator_trained_with_another_mapping_lr_exports_the_same_function(
+    tmp_path: Path, lr_mlp: float
+) -> None:
+    """Checkpoints hold the mapping in rosinality's lr_mlp (0.01) convention: loaded with it,
+    a generator trained with lr_mlp 1.0 maps z to the same w and draws the same images."""
+    torch.manual_seed(0)
+    generator = Generator(
+        32, style_dim=16, n_mlp=2, channel_multiplier=1, channel_max=16, lr_mlp=lr_mlp
+    )
+    with torch.no_grad():
+        for p in generator.style.parameters():
+            p.add_(0.3 * torch.randn_like(p))  # as if trained: biases away from zero
+    path = save_rosinality_checkpoint(tmp_path / "g.pt", g_ema=generator, g=generator)
+    loaded = load_generator(path)
+    assert loaded.style[1].lr_mul == 0.01
+    z = torch.randn(6, 16)
+    with torch.no_grad():
+        w = generator.mapping(z)
+        torch.testing.assert_close(loaded.mapping(z), w)
+        latents = w[:, None].expand(-1, generator.n_latent, -1)
+        torch.testing.assert_close(
+            loaded.synthesis(latents, "const"), generator.synthesis(latents, "const")
+        )
+    stored = torch.load(path, weights_only=True)
+    torch.testing.assert_close(
+        stored["g"]["style.1.weight"], generator.style[1].weight.detach() * lr_mlp / 0.01
+    )
+
+
 def test_architecture_is_inferred_from_the_tensors(tmp_path: Path) -> None:
     config = {"size": 256, "style_dim": 8, "n_mlp": 3, "channel_multiplier": 1, "channel_max": 96}
     generator = Generator(**config)

@@ -19,6 +19,8 @@ from torch import Tensor, nn
 from sgvideo.files import atomic_path, read_torch_file, require_file
 from sgvideo.models.stylegan2 import Discriminator, Generator, channel_table
 
+# The mapping network's learning-rate multiplier every rosinality checkpoint assumes.
+ROSINALITY_LR_MLP = 0.01
 _CHECKPOINT_HINT = (
     "Expected a rosinality/stylegan2-pytorch checkpoint (a dict with 'g_ema', optionally 'g', 'd',"
     " 'latent_avg'); NVlabs .pkl files must first be converted with rosinality's convert_weight.py"
@@ -33,10 +35,14 @@ def save_rosinality_checkpoint(
     d: Discriminator | None = None,
     latent_avg: Tensor | None = None,
 ) -> Path:
-    """Write a rosinality-format checkpoint atomically; `args` records the architecture."""
-    ckpt: dict[str, object] = {"g_ema": _cpu_state(g_ema), "args": g_ema.config()}
+    """Write a rosinality-format checkpoint atomically; `args` records the architecture.
+
+    Generators trained with another mapping learning-rate multiplier than rosinality's are
+    written in its convention (`_generator_state`), so any loader reads the same mapping.
+    """
+    ckpt: dict[str, object] = {"g_ema": _generator_state(g_ema), "args": g_ema.config()}
     if g is not None:
-        ckpt["g"] = _cpu_state(g)
+        ckpt["g"] = _generator_state(g)
     if d is not None:
         ckpt["d"] = _cpu_state(d)
     if latent_avg is not None:
@@ -100,6 +106,22 @@ def load_discriminator(
 
 def _cpu_state(module: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
+def _generator_state(generator: Generator) -> dict[str, Tensor]:
+    """The generator's state with its mapping layers as rosinality's lr_mlp would store them.
+
+    An equalised linear layer computes with weight * lr_mul and bias * lr_mul, so a layer
+    trained with lr_mul m is the same function as one with ROSINALITY_LR_MLP whose parameters
+    are m / ROSINALITY_LR_MLP times larger.
+    """
+    state = _cpu_state(generator)
+    for name, layer in generator.style.named_children():
+        factor = getattr(layer, "lr_mul", ROSINALITY_LR_MLP) / ROSINALITY_LR_MLP
+        if factor != 1.0:
+            for key in (f"style.{name}.weight", f"style.{name}.bias"):
+                state[key] = state[key] * factor
+    return state
 
 
 def _read_checkpoint(path: str | os.PathLike, what: str) -> dict:

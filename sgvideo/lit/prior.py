@@ -59,6 +59,7 @@ class StyleGAN2Prior(RngStateMixin, StageCheckpointMixin, L.LightningModule):
         n_mlp: int = 8,
         channel_multiplier: int = 2,
         channel_max: int = 512,
+        lr_mlp: float = 0.01,
         lr: float = 0.002,
         r1_gamma: float = 10.0,
         r1_every: int = 16,
@@ -76,7 +77,10 @@ class StyleGAN2Prior(RngStateMixin, StageCheckpointMixin, L.LightningModule):
     ) -> None:
         """`ema_half_life_steps` 312.5 is rosinality's decay (10k images at batch 32); with
         `ema_rampup` r the half-life is at most r * step (StyleGAN2-ADA uses 0.05), which
-        helps short runs. `pl_weight` 0 or `r1_gamma` 0 turn those regularisers off."""
+        helps short runs. `pl_weight` 0 or `r1_gamma` 0 turn those regularisers off. `lr_mlp`
+        is the mapping network's learning-rate multiplier (rosinality's 0.01 suits long runs;
+        a short run's mapping barely moves with it); the export is in rosinality's convention
+        whatever it is."""
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -86,6 +90,7 @@ class StyleGAN2Prior(RngStateMixin, StageCheckpointMixin, L.LightningModule):
             n_mlp=n_mlp,
             channel_multiplier=channel_multiplier,
             channel_max=channel_max,
+            lr_mlp=lr_mlp,
         )
         self.d = Discriminator(size, channel_multiplier=channel_multiplier, channel_max=channel_max)
         self.g_ema = copy.deepcopy(self.g).requires_grad_(False)
