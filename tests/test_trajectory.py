@@ -3,11 +3,13 @@ walking back to the sound, gradients."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from sgvideo.models.latents import style_groups
-from sgvideo.models.trajectory import MAX_PERSISTENCE, TrajectoryGenerator
+from sgvideo.models.trajectory import MAX_PERSISTENCE, TrajectoryGenerator, _circle_axes
 
 N_LATENT, STYLE = 8, 16
 
@@ -118,9 +120,12 @@ def test_a_net_that_sees_where_it_is_can_walk_back_to_its_sound() -> None:
 
 
 @pytest.mark.parametrize(
-    ("audio_dim", "noise_dim", "prime_steps"), [(0, 0, 0), (4, 3, 0), (4, 3, 5)]
+    ("audio_dim", "noise_dim", "prime_steps", "orbit"),
+    [(0, 0, 0, False), (4, 3, 0, False), (4, 3, 5, False), (4, 0, 5, True)],
 )
-def test_stepping_equals_rollout(audio_dim: int, noise_dim: int, prime_steps: int) -> None:
+def test_stepping_equals_rollout(
+    audio_dim: int, noise_dim: int, prime_steps: int, orbit: bool
+) -> None:
     net = TrajectoryGenerator(
         N_LATENT,
         STYLE,
@@ -129,6 +134,7 @@ def test_stepping_equals_rollout(audio_dim: int, noise_dim: int, prime_steps: in
         audio_dim=audio_dim,
         noise_dim=noise_dim,
         prime_steps=prime_steps,
+        orbit=orbit,
     ).double()
     with torch.no_grad():
         for head in net.heads.values():
@@ -160,8 +166,9 @@ def test_noise_makes_trajectories_differ() -> None:
     assert not torch.allclose(net(w0, sound), net(w0, sound))
 
 
-def test_every_parameter_gets_a_gradient() -> None:
-    net = TrajectoryGenerator(N_LATENT, STYLE, hidden=8, num_layers=2, audio_dim=3)
+@pytest.mark.parametrize("orbit", [False, True])
+def test_every_parameter_gets_a_gradient(orbit: bool) -> None:
+    net = TrajectoryGenerator(N_LATENT, STYLE, hidden=8, num_layers=2, audio_dim=3, orbit=orbit)
     w0, sound = _inputs(t=3)
     net(w0, sound, torch.randn(2, 3, 3)).square().sum().backward()
     for name, p in net.named_parameters():
@@ -235,3 +242,86 @@ def test_priming_settles_the_start_so_a_steady_sound_gives_a_still_video() -> No
     assert primed.max() < 0.02 * unprimed[:5].max()
     # both settle on the same latent
     torch.testing.assert_close(steady[0], steady[64], rtol=0, atol=1e-3)
+
+
+def _orbit_only(audio_dim: int = 3) -> TrajectoryGenerator:
+    """An orbiting net whose recurrence stands still (no residuals, no pull): only its loop
+    moves."""
+    net = TrajectoryGenerator(
+        N_LATENT, STYLE, hidden=8, num_layers=1, audio_dim=audio_dim, orbit=True
+    ).double()
+    with torch.no_grad():
+        for head in net.heads.values():
+            head.weight.zero_()
+        for persistence in net.persistence.values():
+            persistence.fill_(50.0)  # a = 0.95 and w^{t-1} = w_a: the recurrence stays put
+        for pace in net.orbit_pace.values():
+            pace.weight.zero_()  # as initialised: each group's pace is its bias
+    return net
+
+
+def _reference_orbit(net: TrajectoryGenerator, audio: torch.Tensor) -> torch.Tensor:
+    """The orbit's phases "t groups" for one video's features "t audio_dim", step by step, for
+    a net whose pace heads read nothing from the GRUs (their bias is the pace)."""
+    loudness = audio @ net.orbit_loudness.weight.detach().double().T
+    pace = torch.cat([net.orbit_pace[name].bias.detach() for name in ("coarse", "mid", "fine")])
+    level, phase, phases = loudness[0], torch.zeros_like(loudness[0]), []
+    for t in range(len(audio)):
+        level = level + (loudness[t] - level) / 15
+        phase = phase + torch.pi / 2 * torch.sigmoid(pace + loudness[t] - level)
+        phases.append(phase)
+    return torch.stack(phases)
+
+
+def test_the_orbit_is_a_loop_whose_speed_the_relative_loudness_sets() -> None:
+    """Each group walks the circle o = cos phi u + sin phi v; phi advances faster when the
+    sound is louder than its recent level: steps are chords 2 |u| sin(speed / 2)."""
+    torch.manual_seed(0)
+    net = _orbit_only()
+    sound = torch.randn(1, N_LATENT, STYLE, dtype=torch.float64).expand(1, 40, -1, -1)
+    level = torch.full((40,), 0.3, dtype=torch.float64)
+    level[20:24] = 0.4  # a swell of 6 dB (features are dB / 80)
+    audio = level[None, :, None].expand(1, 40, 3)
+    with torch.no_grad():
+        w = net.rollout(sound[:, 0], sound, audio)[0]
+    phase = _reference_orbit(net, audio[0])
+    for i, (name, layers) in enumerate(sorted(net.groups.items(), key=lambda g: g[1].start)):
+        u, v = _circle_axes(net.orbit_axes[name].detach())
+        assert abs(float((u * v).sum())) < 1e-9 and abs(float(u.norm() - v.norm())) < 1e-9
+        angle = phase[:, i, None, None]
+        expected = sound[0, :, layers] + torch.cos(angle) * u + torch.sin(angle) * v
+        torch.testing.assert_close(w[:, layers], expected)
+    steps = (w[1:] - w[:-1]).norm(dim=(-2, -1))
+    steady, swell = steps[10:18], steps[19:22]
+    torch.testing.assert_close(steady, steady[:1].expand(8))  # a steady sound, a steady pace
+    assert swell.min() > 1.5 * steady.max()  # louder than its recent level: faster
+    # twice the amplitude (+6.02 dB) starts as twice exp(loudness)
+    gain = net.orbit_loudness.weight.detach().sum(1) * 20 * math.log10(2) / 80
+    torch.testing.assert_close(gain, torch.full_like(gain, math.log(2)))
+
+
+def test_the_orbit_does_not_depend_on_the_recordings_gain() -> None:
+    torch.manual_seed(0)
+    net = _orbit_only()
+    sound = torch.randn(1, N_LATENT, STYLE, dtype=torch.float64).expand(1, 30, -1, -1)
+    audio = 0.3 + 0.05 * torch.rand(1, 30, 3, dtype=torch.float64)
+    with torch.no_grad():
+        quiet = net.rollout(sound[:, 0], sound, audio)
+        loud = net.rollout(sound[:, 0], sound, audio + 0.25)  # the same sound 20 dB louder
+    torch.testing.assert_close(quiet, loud)
+
+
+def test_a_loud_orbit_stays_on_its_circle_for_any_length() -> None:
+    net = _orbit_only()
+    sound = torch.randn(1, N_LATENT, STYLE, dtype=torch.float64).expand(1, 500, -1, -1)
+    audio = torch.ones(1, 500, 3, dtype=torch.float64)  # as loud as it gets
+    with torch.no_grad():
+        w = net.rollout(sound[:, 0], sound, audio)
+    radii = torch.stack([_circle_axes(a.detach())[0].norm() for a in net.orbit_axes.values()])
+    distance = (w - sound).norm(dim=(-2, -1))
+    torch.testing.assert_close(distance, radii.norm().expand_as(distance))
+
+
+def test_an_orbit_needs_audio_features() -> None:
+    with pytest.raises(ValueError, match="orbit needs audio features"):
+        TrajectoryGenerator(N_LATENT, STYLE, orbit=True)

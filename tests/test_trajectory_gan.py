@@ -174,6 +174,7 @@ def test_checkpoint_holds_only_trained_weights_and_rebuilds_the_net(trajectory_c
     assert hparams["num_frames"] == 6 and hparams["window_seconds"] == pytest.approx(2 / 6)
     assert hparams["categories"] == CATEGORIES
     assert not net.training
+    assert net.orbit  # the demo config's sound-paced circles, rebuilt from the checkpoint
     assert (trajectory_ckpt.parents[1] / "samples" / "step0000000.mp4").is_file()
     model = TrajectoryGAN.load_from_checkpoint(trajectory_ckpt)
     batch = next(iter(loader(paths, n=2)))

@@ -95,6 +95,11 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             rehearsals of frame 0's inputs that settle them, so the video does not jump at its
             start).
         audio_features: feed each frame's own log-mel (averaged over time) to the GRUs.
+        orbit: add each style group's sound-paced loop (TrajectoryGenerator; needs
+            audio_features), texture that moves faster when the sound is louder than its recent
+            level; orbit_radius: the loops' initial radius in each W+ layer (the picture's
+            scenes lie a few units apart there); orbit_memory: the steps that recent level
+            averages.
         init, text_init_samples, text_template, truncation, seed: the start latent w^0.
         adv_image_weight, adv_video_weight, clip_weight, latent_weight, anchor_weight,
             smooth_weight, layout_weight, motion_weight: loss weights (see above).
@@ -126,6 +131,9 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         noise_dim: int = 0,
         prime_steps: int = 16,
         audio_features: bool = True,
+        orbit: bool = False,
+        orbit_radius: float = 0.15,
+        orbit_memory: float = 15.0,
         init: Literal["audio", "text"] = "audio",
         text_init_samples: int = 128,
         text_template: str = "a photo of {}",
@@ -185,6 +193,9 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             audio_dim=self.mel_settings.n_mels if audio_features else 0,
             noise_dim=noise_dim,
             prime_steps=prime_steps,
+            orbit=orbit,
+            orbit_radius=orbit_radius,
+            orbit_memory=orbit_memory,
         )
         size = self.generator.size
         self.image_d = ImageDiscriminator(size, channels=image_d_channels)

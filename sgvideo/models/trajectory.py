@@ -20,10 +20,29 @@ yet carrying the offset from the sound latent that the residuals hold in a stead
 few frames to settle, and without the rehearsal that settling shows as motion in the first
 frames, whatever the sound does. The video then starts from w^0 plus the rehearsed offset, with
 the rehearsed GRU states.
+
+With `orbit`, each group also walks a small closed loop in W+ whose speed the sound sets:
+
+    o^t = cos phi^t u + sin phi^t v,         phi^t = phi^{t-1} + (pi / 2) sigmoid(b^t + l^t - m^t),
+    l^t = k . audio_t (a log loudness),      m^t = m^{t-1} + (l^t - m^{t-1}) / M,   m^{-1} = l^0,
+
+with learned axes u, v "n s" per group (v kept orthogonal to u and as long: a circle around the
+recurrence's latent), k per group, b^t the pace a linear head reads from the group's GRU (so each
+scene sets its own pace: a storm sky still between its booms, rain always busy), phi^{-1} = 0, and
+the frame's latent w^t + o^t (the recurrence carries w^t, without the loop). The loop's step from
+one frame to the next, |o^t - o^{t-1}| = 2 |u| sin(speed / 2), grows with the speed, so the
+picture's texture moves faster when the sound is louder than its recent level m (about the last M =
+`orbit_memory` steps), and it stays exactly |u| from the recurrence: a circle through w^t rather
+than around it would reach twice as far from the sound's scene for the same motion. Relative
+loudness keeps a loud steady sound (rain) from racing and lets a quiet breeze move when it swells,
+whatever the recording's gain. k starts at the gain that makes exp(l) proportional to the frame's
+amplitude (the features are dB / 80), so even the small swells of a steady wind change the speed;
+the GRU residuals then only need to add what the loop cannot (a flash, a flare).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -35,14 +54,22 @@ from sgvideo.models.latents import style_groups
 
 HEAD_INIT_SCALE = 1e-2
 MAX_PERSISTENCE = 0.95  # a < 1: some pull toward the sound latent always remains
+MAX_ORBIT_SPEED = math.pi / 2  # radians a frame: beyond this a faster loop moves no further
+# Initial loudness gain of the orbit speed: features are dB / 80, amplitude = 10^(dB / 20), so
+# exp(k x) with k = 4 ln 10 is proportional to the amplitude (for the mean over mel bands).
+ORBIT_AMPLITUDE_GAIN = 4 * math.log(10.0)
+ORBIT_BIAS_INIT = -2.0  # about 0.19 rad a frame when the sound is at its recent level
 
 
 @dataclass
 class TrajectoryState:
-    """What streaming carries between frames: the last latent and each group's GRU state."""
+    """What streaming carries between frames: the last latent (without the orbit), each
+    group's GRU state and, with `orbit`, each group's phase and recent loudness level."""
 
     w: Tensor  # "b n_latent style_dim"
     hidden: dict[str, Tensor]  # group -> "num_layers b hidden"
+    phase: Tensor | None = None  # "b groups", groups in layer order
+    level: Tensor | None = None  # "b groups"; None before the first frame
 
 
 def _as_slices(groups: Mapping[str, slice | tuple[int, int] | list[int]]) -> dict[str, slice]:
@@ -68,8 +95,10 @@ class TrajectoryGenerator(nn.Module):
     `groups` maps a group name to its W+ layers (a slice or a (start, stop) pair); by default
     the coarse / mid / fine split of `style_groups(n_latent)`. `audio_dim` is the size of the
     per-frame audio features (0: none), `noise_dim` the size of per-frame noise (0: none),
-    `prime_steps` the rehearsals of frame 0's inputs that settle the GRU states (module
-    docstring).
+    `prime_steps` the rehearsals of frame 0's inputs that settle the GRU states, `orbit` adds
+    the sound-paced loop of each group (module docstring; needs audio features), its axes
+    starting about `orbit_radius` long in each W+ layer, its loudness level averaging about
+    `orbit_memory` steps.
     """
 
     def __init__(
@@ -82,6 +111,9 @@ class TrajectoryGenerator(nn.Module):
         noise_dim: int = 0,
         groups: Mapping[str, slice | tuple[int, int] | list[int]] | None = None,
         prime_steps: int = 0,
+        orbit: bool = False,
+        orbit_radius: float = 0.15,
+        orbit_memory: float = 15.0,
     ) -> None:
         super().__init__()
         self.n_latent = n_latent
@@ -93,6 +125,13 @@ class TrajectoryGenerator(nn.Module):
         if prime_steps < 0:
             raise ValueError(f"prime_steps must be >= 0, got {prime_steps}")
         self.prime_steps = prime_steps
+        if orbit and audio_dim == 0:
+            raise ValueError("orbit needs audio features (audio_dim > 0): the sound sets its speed")
+        self.orbit = orbit
+        self.orbit_radius = orbit_radius
+        if orbit_memory < 1:
+            raise ValueError(f"orbit_memory must be at least 1 step, got {orbit_memory}")
+        self.orbit_memory = orbit_memory
         self.groups = _as_slices(groups) if groups is not None else style_groups(n_latent)
         _check_partition(self.groups, n_latent)
         self.rnns = nn.ModuleDict()
@@ -108,6 +147,24 @@ class TrajectoryGenerator(nn.Module):
             self.heads[name] = head
             init = torch.logit(torch.tensor(0.5 / MAX_PERSISTENCE))
             self.persistence[name] = nn.Parameter(init.repeat(layers.stop - layers.start, 1))
+        if orbit:
+            self.orbit_axes = nn.ParameterDict(
+                {
+                    name: nn.Parameter(
+                        orbit_radius
+                        / math.sqrt(style_dim)
+                        * torch.randn(2, s.stop - s.start, style_dim)
+                    )
+                    for name, s in self.groups.items()
+                }
+            )
+            self.orbit_loudness = nn.Linear(audio_dim, len(self.groups), bias=False)
+            self.orbit_pace = nn.ModuleDict({name: nn.Linear(hidden, 1) for name in self.groups})
+            with torch.no_grad():
+                self.orbit_loudness.weight.fill_(ORBIT_AMPLITUDE_GAIN / audio_dim)
+                for pace in self.orbit_pace.values():
+                    pace.weight.zero_()
+                    pace.bias.fill_(ORBIT_BIAS_INIT)
 
     @property
     def config(self) -> dict:
@@ -121,6 +178,9 @@ class TrajectoryGenerator(nn.Module):
             noise_dim=self.noise_dim,
             groups={name: [s.start, s.stop] for name, s in self.groups.items()},
             prime_steps=self.prime_steps,
+            orbit=self.orbit,
+            orbit_radius=self.orbit_radius,
+            orbit_memory=self.orbit_memory,
         )
 
     def _check_latents(self, w: Tensor, name: str, pattern: str) -> None:
@@ -156,16 +216,20 @@ class TrajectoryGenerator(nn.Module):
         "b n s" and audio features "b audio_dim" (module docstring; noise reads zero)."""
         self._check_latents(w0, "w0", "b n_latent style_dim")
         zeros = w0.new_zeros(self.num_layers, w0.shape[0], self.hidden)
-        state = TrajectoryState(w=w0, hidden={name: zeros for name in self.groups})
+        phase = w0.new_zeros(w0.shape[0], len(self.groups)) if self.orbit else None
+        state = TrajectoryState(w=w0, hidden={name: zeros for name in self.groups}, phase=phase)
         if not self.prime_steps:
             return state
         if first_sound_latent is None:
             raise ValueError("this trajectory net primes its GRUs: pass frame 0's sound latent")
         silence = w0.new_zeros(w0.shape[0], self.noise_dim) if self.noise_dim else None
-        state = TrajectoryState(w=first_sound_latent, hidden=state.hidden)
+        rehearsal = TrajectoryState(w=first_sound_latent, hidden=state.hidden, phase=phase)
         for _ in range(self.prime_steps):
-            _, state = self.step(state, first_sound_latent, first_audio, silence)
-        return TrajectoryState(w=w0 + (state.w - first_sound_latent), hidden=state.hidden)
+            _, rehearsal = self.step(rehearsal, first_sound_latent, first_audio, silence)
+        offset = rehearsal.w - first_sound_latent
+        return TrajectoryState(
+            w=w0 + offset, hidden=rehearsal.hidden, phase=phase, level=rehearsal.level
+        )
 
     def step(
         self,
@@ -181,8 +245,8 @@ class TrajectoryGenerator(nn.Module):
             self._extra(audio, self.audio_dim, batch, "audio", w_a),
             self._extra(noise, self.noise_dim, batch, "noise", w_a),
         ]
-        w_prev, hidden, deltas = state.w, {}, []
-        ordered = sorted(self.groups.items(), key=_by_start)
+        w_prev, hidden, deltas, paces = state.w, {}, [], []
+        ordered = self._ordered_groups()
         # The recurrence runs in the weights' precision even under autocast: the residuals
         # accumulate over frames, and not every backend has reduced-precision GRUs.
         with torch.autocast(w_a.device.type, enabled=False):
@@ -196,10 +260,34 @@ class TrajectoryGenerator(nn.Module):
                 x = torch.cat(parts, dim=-1).to(head.weight.dtype)
                 out, hidden[name] = self.rnns[name](x.unsqueeze(0), state.hidden.get(name))
                 deltas.append(rearrange(head(out[0]), "b (n s) -> b n s", s=self.style_dim))
+                if self.orbit:
+                    paces.append(self.orbit_pace[name](out[0]))
         persistence = torch.cat([self.persistence[name] for name, _ in ordered])
         kept = MAX_PERSISTENCE * torch.sigmoid(persistence.to(w_prev.dtype))
         w = w_a + kept * (w_prev - w_a) + torch.cat(deltas, dim=1).to(w_prev.dtype)
-        return w, TrajectoryState(w=w, hidden=hidden)
+        if not self.orbit:
+            return w, TrajectoryState(w=w, hidden=hidden)
+        with torch.autocast(w_a.device.type, enabled=False):
+            loudness = self.orbit_loudness(extras[0].to(self.orbit_loudness.weight.dtype))
+        loudness = loudness.to(w.dtype)
+        level = loudness if state.level is None else state.level
+        level = level + (loudness - level) / self.orbit_memory
+        pace = torch.cat(paces, dim=1).to(w.dtype)
+        speed = MAX_ORBIT_SPEED * torch.sigmoid(pace + loudness - level)
+        state = TrajectoryState(w=w, hidden=hidden, phase=state.phase + speed, level=level)
+        return w + self.orbit_offset(state.phase), state
+
+    def _ordered_groups(self) -> list[tuple[str, slice]]:
+        return sorted(self.groups.items(), key=_by_start)
+
+    def orbit_offset(self, phase: Tensor) -> Tensor:
+        """Each group's point on its loop, phase "b groups" -> offset "b n_latent style_dim"."""
+        parts = []
+        for i, (name, _) in enumerate(self._ordered_groups()):
+            u, v = _circle_axes(self.orbit_axes[name].to(phase.dtype))
+            angle = phase[:, i, None, None]
+            parts.append(torch.cos(angle) * u + torch.sin(angle) * v)
+        return torch.cat(parts, dim=1)
 
     def rollout(
         self,
@@ -233,6 +321,14 @@ class TrajectoryGenerator(nn.Module):
         return torch.stack(out, dim=1)
 
     forward = rollout
+
+
+def _circle_axes(axes: Tensor) -> tuple[Tensor, Tensor]:
+    """Learned axes "2 n s" -> u and v: v made orthogonal to u and as long, so that the loop is
+    a circle of radius |u| and equal phase steps are equal steps in W+."""
+    u, v = axes.unbind(0)
+    v = v - (v * u).sum() / u.square().sum().clamp_min(1e-12) * u
+    return u, v * (u.norm() / v.norm().clamp_min(1e-12))
 
 
 def _by_start(item: tuple[str, slice]) -> int:
