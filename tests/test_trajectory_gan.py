@@ -174,7 +174,6 @@ def test_checkpoint_holds_only_trained_weights_and_rebuilds_the_net(trajectory_c
     assert hparams["num_frames"] == 6 and hparams["window_seconds"] == pytest.approx(2 / 6)
     assert hparams["categories"] == CATEGORIES
     assert not net.training
-    assert net.orbit  # the demo config's sound-paced circles, rebuilt from the checkpoint
     assert (trajectory_ckpt.parents[1] / "samples" / "step0000000.mp4").is_file()
     model = TrajectoryGAN.load_from_checkpoint(trajectory_ckpt)
     batch = next(iter(loader(paths, n=2)))
@@ -205,6 +204,29 @@ def test_resume_from_last_equals_uninterrupted_run(paths, tmp_path) -> None:
     assert straight.keys() == resumed.keys()
     for key in straight:
         torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=key)
+
+
+def test_orbit_trains_and_is_rebuilt_from_its_checkpoint(paths, tmp_path) -> None:
+    """The sound-paced circles learn (axes, loudness gains, paces move) and a checkpoint
+    rebuilds the same net, which gives the LightningModule's latents."""
+    L.seed_everything(0)
+    model = TrajectoryGAN(**model_kwargs(paths, orbit=True, orbit_radius=0.2, orbit_memory=5))
+    before = trained_state(model)
+    fit = trainer(tmp_path, max_steps=2)
+    fit.fit(model, loader(paths, n=2))
+    after = trained_state(model)
+    for key in ("trajectory.orbit_axes.coarse", "trajectory.orbit_loudness.weight"):
+        assert not torch.equal(before[key], after[key]), key
+    fit.save_checkpoint(tmp_path / "orbit.ckpt")
+    net, _ = load_trajectory_checkpoint(tmp_path / "orbit.ckpt")
+    assert net.orbit and net.orbit_radius == 0.2 and net.orbit_memory == 5
+    batch = next(iter(loader(paths, n=2)))
+    with torch.no_grad():
+        _, w_a = model.sound_latents(batch["waveform"], batch["audio"].shape[1])
+        torch.testing.assert_close(
+            net(w_a[:, 0], w_a, model.frame_features(batch["audio"])),
+            model.eval()(batch["waveform"], batch["audio"], batch["category"]),
+        )
 
 
 DDP_SCRIPT = """
