@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sgvideo.evaluation.protocol import evaluation_report, skips
 from sgvideo.evaluation.scoring import Evaluation
@@ -10,6 +10,9 @@ from sgvideo.evaluation.sets import generated_set
 from sgvideo.evaluation.settings import EvaluationSettings
 from sgvideo.metrics.prior_coverage import prior_coverage, protocol
 from sgvideo.metrics.sources import VideoGenerator
+
+if TYPE_CHECKING:
+    from sgvideo.inference.pipeline import SoundToVideo
 
 
 def evaluate(
@@ -28,21 +31,25 @@ def evaluate(
     values, counts = run.score(generated)
     values |= {f"real_{name}": value for name, value in run.real_values.items()}
     report = evaluation_report(run, generated, counts, values)
-    if settings.ablation:
-        report["ablation"] = _ablation(run, values, report)
-    if "prior_coverage" in run.names:
-        report["prior_coverage"] = _prior_coverage(run, report)
+    if settings.ablation or "prior_coverage" in run.names:
+        from sgvideo.inference.pipeline import SoundToVideo
+
+        model = SoundToVideo.from_checkpoint(settings.checkpoint, device=settings.device)
+        if settings.ablation:
+            report["ablation"] = _ablation(run, model, values, report)
+        if "prior_coverage" in run.names:
+            report["prior_coverage"] = _prior_coverage(run, model, report)
     return report
 
 
-def _ablation(run: Evaluation, values: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-    """The measures of each ablation baseline of --checkpoint's model, then the full model's
+def _ablation(
+    run: Evaluation, model: SoundToVideo, values: dict[str, Any], report: dict[str, Any]
+) -> dict[str, Any]:
+    """The measures of each ablation baseline of --checkpoint's `model`, then the full model's
     (`values`); the baselines' skip counts and notes go into `report`."""
-    from sgvideo.inference.pipeline import SoundToVideo
     from sgvideo.metrics.ablation import FULL_MODEL, ablation_baselines
 
     settings = run.settings
-    model = SoundToVideo.from_checkpoint(settings.checkpoint, device=settings.device)
     table = {}
     for variant, source in ablation_baselines(model).items():
         variant_set = generated_set(settings, run.real, source, name=variant)
@@ -53,13 +60,10 @@ def _ablation(run: Evaluation, values: dict[str, Any], report: dict[str, Any]) -
     return table
 
 
-def _prior_coverage(run: Evaluation, report: dict[str, Any]) -> dict[str, Any]:
-    """`prior_coverage` of --checkpoint's StyleGAN2 prior by the run's frame judge (once a run:
-    it hears no sound); its protocol goes into `report`."""
-    from sgvideo.inference.pipeline import SoundToVideo
-
+def _prior_coverage(run: Evaluation, model: SoundToVideo, report: dict[str, Any]) -> dict[str, Any]:
+    """`prior_coverage` of --checkpoint's StyleGAN2 prior (`model.generator`) by the run's frame
+    judge (once a run: it hears no sound); its protocol goes into `report`."""
     settings = run.settings
-    model = SoundToVideo.from_checkpoint(settings.checkpoint, device=settings.device)
     judge, generator = run.judge, model.generator
     coverage = prior_coverage(
         generator, judge, judge.categories, seed=settings.seed, batch_size=model.batch_size
