@@ -325,3 +325,5 @@ def test_a_loud_orbit_stays_on_its_circle_for_any_length() -> None:
 def test_an_orbit_needs_audio_features() -> None:
     with pytest.raises(ValueError, match="orbit needs audio features"):
         TrajectoryGenerator(N_LATENT, STYLE, orbit=True)
+    with pytest.raises(ValueError, match="orbit_memory must be at least 1 step, got 0.5"):
+        TrajectoryGenerator(N_LATENT, STYLE, audio_dim=3, orbit=True, orbit_memory=0.5)
