@@ -225,7 +225,7 @@ class TrajectoryGenerator(nn.Module):
         silence = w0.new_zeros(w0.shape[0], self.noise_dim) if self.noise_dim else None
         rehearsal = TrajectoryState(w=first_sound_latent, hidden=state.hidden, phase=phase)
         for _ in range(self.prime_steps):
-            _, rehearsal = self.step(rehearsal, first_sound_latent, first_audio, silence)
+            rehearsal = self._advance(rehearsal, first_sound_latent, first_audio, silence)
         offset = rehearsal.w - first_sound_latent
         return TrajectoryState(
             w=w0 + offset, hidden=rehearsal.hidden, phase=phase, level=rehearsal.level
@@ -239,6 +239,20 @@ class TrajectoryGenerator(nn.Module):
         noise: Tensor | None = None,
     ) -> tuple[Tensor, TrajectoryState]:
         """One frame: w_a "b n s", audio "b audio_dim", noise "b noise_dim" -> w^t "b n s"."""
+        state = self._advance(state, w_a, audio, noise)
+        if not self.orbit:
+            return state.w, state
+        return state.w + self.orbit_offset(state.phase), state
+
+    def _advance(
+        self,
+        state: TrajectoryState,
+        w_a: Tensor,
+        audio: Tensor | None = None,
+        noise: Tensor | None = None,
+    ) -> TrajectoryState:
+        """One frame of the recurrence (and, with `orbit`, of each loop's phase): the next
+        state, whose latent is the frame's without its point on the loop."""
         self._check_latents(w_a, "w_a", "b n_latent style_dim")
         batch = (w_a.shape[0],)
         extras = [
@@ -266,7 +280,7 @@ class TrajectoryGenerator(nn.Module):
         kept = MAX_PERSISTENCE * torch.sigmoid(persistence.to(w_prev.dtype))
         w = w_a + kept * (w_prev - w_a) + torch.cat(deltas, dim=1).to(w_prev.dtype)
         if not self.orbit:
-            return w, TrajectoryState(w=w, hidden=hidden)
+            return TrajectoryState(w=w, hidden=hidden)
         with torch.autocast(w_a.device.type, enabled=False):
             loudness = self.orbit_loudness(extras[0].to(self.orbit_loudness.weight.dtype))
         loudness = loudness.to(w.dtype)
@@ -274,20 +288,20 @@ class TrajectoryGenerator(nn.Module):
         level = level + (loudness - level) / self.orbit_memory
         pace = torch.cat(paces, dim=1).to(w.dtype)
         speed = MAX_ORBIT_SPEED * torch.sigmoid(pace + loudness - level)
-        state = TrajectoryState(w=w, hidden=hidden, phase=state.phase + speed, level=level)
-        return w + self.orbit_offset(state.phase), state
+        return TrajectoryState(w=w, hidden=hidden, phase=state.phase + speed, level=level)
 
     def _ordered_groups(self) -> list[tuple[str, slice]]:
         return sorted(self.groups.items(), key=_by_start)
 
     def orbit_offset(self, phase: Tensor) -> Tensor:
-        """Each group's point on its loop, phase "b groups" -> offset "b n_latent style_dim"."""
+        """Each group's point on its loop: phase "... groups" -> offset "... n_latent style_dim"
+        (any leading dims, so a whole rollout's offsets come from one call)."""
         parts = []
         for i, (name, _) in enumerate(self._ordered_groups()):
             u, v = _circle_axes(self.orbit_axes[name].to(phase.dtype))
-            angle = phase[:, i, None, None]
+            angle = phase[..., i, None, None]
             parts.append(torch.cos(angle) * u + torch.sin(angle) * v)
-        return torch.cat(parts, dim=1)
+        return torch.cat(parts, dim=-2)
 
     def rollout(
         self,
@@ -297,7 +311,8 @@ class TrajectoryGenerator(nn.Module):
         noise: Tensor | None = None,
     ) -> Tensor:
         """w0 "b n s", sound_latents "b t n s" (audio "b t audio_dim", noise "b t noise_dim")
-        -> latents "b t n s": `step` frame after frame from `initial_state` (w0, frame 0)."""
+        -> latents "b t n s": `step` frame after frame from `initial_state` (w0, frame 0), each
+        frame's point on the loops added at the end in one batched computation."""
         self._check_latents(w0, "w0", "b n_latent style_dim")
         self._check_latents(sound_latents, "sound_latents", "b t n_latent style_dim")
         b, t = sound_latents.shape[:2]
@@ -309,16 +324,20 @@ class TrajectoryGenerator(nn.Module):
         audio = self._extra(audio, self.audio_dim, (b, t), "audio", sound_latents)
         noise = self._extra(noise, self.noise_dim, (b, t), "noise", sound_latents)
         first_audio = None if audio is None else audio[:, 0]
-        state, out = self.initial_state(w0, sound_latents[:, 0], first_audio), []
+        state = self.initial_state(w0, sound_latents[:, 0], first_audio)
+        states = []
         for i in range(t):
-            w, state = self.step(
+            state = self._advance(
                 state,
                 sound_latents[:, i],
                 None if audio is None else audio[:, i],
                 None if noise is None else noise[:, i],
             )
-            out.append(w)
-        return torch.stack(out, dim=1)
+            states.append(state)
+        w = torch.stack([s.w for s in states], dim=1)
+        if not self.orbit:
+            return w
+        return w + self.orbit_offset(torch.stack([s.phase for s in states], dim=1))
 
     forward = rollout
 
