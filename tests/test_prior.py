@@ -255,6 +255,14 @@ def test_wrong_image_size_is_a_clear_error() -> None:
         prior._real_images(torch.zeros(2, 3, 64, 64))
 
 
+def test_minibatch_stddev_group_is_the_discriminators_and_trims_real_batches() -> None:
+    prior = StyleGAN2Prior(**TINY, mbstd_group=8)
+    assert prior.d.stddev_group == 8
+    assert prior._real_images(torch.zeros(12, 3, 32, 32)).shape[0] == 8  # whole groups only
+    assert prior._real_images(torch.zeros(6, 3, 32, 32)).shape[0] == 6  # one smaller group
+    assert prior.d(torch.zeros(6, 3, 32, 32)).shape == (6, 1)
+
+
 def test_a_short_fit_trains_all_networks_and_exports(tmp_path) -> None:
     L.seed_everything(0)
     images = torch.rand(8, 3, 32, 32) * 2 - 1

@@ -276,6 +276,20 @@ def test_discriminator_scores_and_batch_rules() -> None:
         discriminator(torch.randn(4, 3, 64, 64))
 
 
+def test_minibatch_stddev_groups_follow_the_group_size() -> None:
+    x = torch.randn(8, 4, 2, 2)
+    whole = Discriminator(**TINY_DISCRIMINATOR, stddev_group=8)._minibatch_stddev(x)
+    expected = x.std(dim=0, correction=0).mean()  # one map: the std over the whole batch
+    torch.testing.assert_close(whole, expected.expand(8, 1, 2, 2), rtol=1e-5, atol=1e-6)
+    pairs = Discriminator(**TINY_DISCRIMINATOR, stddev_group=4)._minibatch_stddev(x)
+    # rosinality's grouping: sample i shares its map with i + 2, i + 4, i + 6
+    torch.testing.assert_close(pairs[0], pairs[2])
+    assert not torch.allclose(pairs[0], pairs[1])
+    torch.testing.assert_close(pairs[1, 0, 0, 0], x[1::2].std(dim=0, correction=0).mean())
+    with pytest.raises(ValueError, match="stddev_group must be at least 1"):
+        Discriminator(**TINY_DISCRIMINATOR, stddev_group=0)
+
+
 # ----------------------------------------------------------------------------- checkpoints
 
 

@@ -63,6 +63,7 @@ class StyleGAN2Prior(RngStateMixin, StageCheckpointMixin, L.LightningModule):
         lr: float = 0.002,
         r1_gamma: float = 10.0,
         r1_every: int = 16,
+        mbstd_group: int = 4,
         pl_weight: float = 2.0,
         pl_every: int = 4,
         pl_batch_shrink: int = 2,
@@ -80,7 +81,8 @@ class StyleGAN2Prior(RngStateMixin, StageCheckpointMixin, L.LightningModule):
         helps short runs. `pl_weight` 0 or `r1_gamma` 0 turn those regularisers off. `lr_mlp`
         is the mapping network's learning-rate multiplier (rosinality's 0.01 suits long runs;
         a short run's mapping barely moves with it); the export is in rosinality's convention
-        whatever it is."""
+        whatever it is. `mbstd_group` is the discriminator's minibatch-stddev group: the whole
+        batch (e.g. 16) lets it see that a batch lacks a scene, rosinality's 4 hardly does."""
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -92,7 +94,12 @@ class StyleGAN2Prior(RngStateMixin, StageCheckpointMixin, L.LightningModule):
             channel_max=channel_max,
             lr_mlp=lr_mlp,
         )
-        self.d = Discriminator(size, channel_multiplier=channel_multiplier, channel_max=channel_max)
+        self.d = Discriminator(
+            size,
+            channel_multiplier=channel_multiplier,
+            channel_max=channel_max,
+            stddev_group=mbstd_group,
+        )
         self.g_ema = copy.deepcopy(self.g).requires_grad_(False)
         self.register_buffer("mean_path_length", torch.zeros(()))
         seeded = torch.Generator().manual_seed(SAMPLE_SEED)

@@ -217,9 +217,20 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """StyleGAN2 residual discriminator: images "b 3 size size" -> scores "b 1"."""
+    """StyleGAN2 residual discriminator: images "b 3 size size" -> scores "b 1".
 
-    def __init__(self, size: int, channel_multiplier: int = 2, channel_max: int = 512) -> None:
+    `stddev_group`: how many images share one minibatch-stddev map (rosinality's 4; the whole
+    batch lets the discriminator see that a batch lacks a scene, StyleGAN2-ADA's `mbstd_group`
+    of up to 32). It changes no weight, so a checkpoint loads whatever it was trained with.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        channel_multiplier: int = 2,
+        channel_max: int = 512,
+        stddev_group: int = 4,
+    ) -> None:
         super().__init__()
         channels = channel_table(size, channel_multiplier, channel_max)
         self.size = size
@@ -233,7 +244,9 @@ class Discriminator(nn.Module):
             convs.append(ResBlock(in_channel, out_channel))
             in_channel = out_channel
         self.convs = nn.Sequential(*convs)
-        self.stddev_group = 4
+        if stddev_group < 1:
+            raise ValueError(f"stddev_group must be at least 1, got {stddev_group}")
+        self.stddev_group = stddev_group
         self.stddev_feat = 1
         self.final_conv = ConvLayer(in_channel + 1, channels[4], 3)
         self.final_linear = nn.Sequential(
