@@ -14,6 +14,7 @@ from sgvideo.audio import frame_count
 from sgvideo.cli import main as sgvideo
 from sgvideo.evaluate import parse_settings
 from sgvideo.evaluation import evaluate
+from sgvideo.inference.pipeline import SoundToVideo
 from sgvideo.metrics.report import prior_coverage_text
 from sgvideo.metrics.sources import read_video_file
 
@@ -173,17 +174,26 @@ def test_sound_following_measures_count_bad_videos(
 
 
 def test_ablation_table_from_a_checkpoint(
-    synth_root, synth_cache, trajectory_ckpt, tmp_path
+    synth_root, synth_cache, trajectory_ckpt, tmp_path, monkeypatch
 ) -> None:
     cache = tmp_path / "cache"
     shutil.copytree(synth_cache, cache)
     args = parse_settings(
         [f"--checkpoint={trajectory_ckpt}", "--ablation=true", *_data_args(synth_root, cache)]
-        + ["--metrics=accuracy,sync,drift,fid", "--feature-net=tiny", "--num-videos=2"]
-        + ["--num-frames=4", "--drift-seconds=3", "--resolution=32", "--progress=false"]
-        + ["--data.num_workers=0"]
+        + ["--metrics=accuracy,sync,drift,fid,prior_coverage", "--feature-net=tiny"]
+        + ["--num-videos=2", "--num-frames=4", "--drift-seconds=3", "--resolution=32"]
+        + ["--progress=false", "--data.num_workers=0"]
     )
+    loads, load = [], SoundToVideo.from_checkpoint
+
+    def counted_load(*args, **kwargs) -> SoundToVideo:
+        loads.append(args)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(SoundToVideo, "from_checkpoint", counted_load)
     report = evaluate(args)
+    assert len(loads) == 1  # the videos, the ablation and the prior coverage share one model
+    assert report["prior_coverage"]["samples"] == 500
     table = report["ablation"]
     assert list(table) == ["random latents, no sound", "stage 1 alone", "full model"]
     for row in table.values():

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from sgvideo.evaluation.protocol import evaluation_report, skips
 from sgvideo.evaluation.scoring import Evaluation
-from sgvideo.evaluation.sets import generated_set
+from sgvideo.evaluation.sets import checkpoint_generator, generated_set
 from sgvideo.evaluation.settings import EvaluationSettings
 from sgvideo.metrics.prior_coverage import prior_coverage, protocol
 from sgvideo.metrics.sources import VideoGenerator
@@ -27,18 +27,18 @@ def evaluate(
     """
     settings.check(from_generator=generator is not None)
     run = Evaluation(settings)
-    generated = generated_set(settings, run.real, generator)
+    # --checkpoint's model, loaded once for everything that needs it
+    model = None
+    if settings.ablation or "prior_coverage" in run.names:
+        model = checkpoint_generator(settings.checkpoint, settings.device)
+    generated = generated_set(settings, run.real, generator or model)
     values, counts = run.score(generated)
     values |= {f"real_{name}": value for name, value in run.real_values.items()}
     report = evaluation_report(run, generated, counts, values)
-    if settings.ablation or "prior_coverage" in run.names:
-        from sgvideo.inference.pipeline import SoundToVideo
-
-        model = SoundToVideo.from_checkpoint(settings.checkpoint, device=settings.device)
-        if settings.ablation:
-            report["ablation"] = _ablation(run, model, values, report)
-        if "prior_coverage" in run.names:
-            report["prior_coverage"] = _prior_coverage(run, model, report)
+    if settings.ablation:
+        report["ablation"] = _ablation(run, model, values, report)
+    if "prior_coverage" in run.names:
+        report["prior_coverage"] = _prior_coverage(run, model, report)
     return report
 
 
