@@ -16,6 +16,7 @@ import multiprocessing
 import resource
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -85,7 +86,9 @@ def _measure(mode: str, root: str, cache: str, size: int, items: int) -> dict:
     }
 
 
-def run(quick: bool) -> list[dict]:
+def run(quick: bool, devices: Sequence[str] = ("cpu",)) -> list[dict]:
+    if "cpu" not in devices:
+        return []
     from sgvideo.data.prepare import prepare_dataset
     from sgvideo.data.synth import write_synthetic_dataset
 

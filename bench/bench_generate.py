@@ -18,10 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from sgvideo.audio import MelSettings
 from sgvideo.generate import render_video
 from sgvideo.inference.pipeline import SoundToVideo
 from sgvideo.inference.sound import SoundInverter
@@ -61,9 +63,8 @@ def pipeline(spec: dict, device: str = "cpu", batch_size: int = 16) -> SoundToVi
         audio_dim=spec["audio"]["n_mels"],
         **spec["trajectory"],
     )
-    inverter = SoundInverter(
-        encoder, generator.mean_latent(1024)[0], RATE, window_seconds=2.0 / 6, **spec["audio"]
-    )
+    mel = MelSettings(sample_rate=RATE, **spec["audio"])
+    inverter = SoundInverter(encoder, generator.mean_latent(1024)[0], mel, window_seconds=2.0 / 6)
     return SoundToVideo(
         generator, inverter, trajectory, step_seconds=1 / 15, batch_size=batch_size, device=device
     )
@@ -144,6 +145,7 @@ MEMORY_CHILD = """
 import resource, sys, tempfile, torch
 from pathlib import Path
 from bench.bench_generate import DEMO, FPS, pipeline, sound
+from sgvideo.audio import MelSettings
 from sgvideo.generate import render_video
 pipe = pipeline(DEMO)
 seconds = float(sys.argv[1])
@@ -181,11 +183,12 @@ def _memory_rows(lengths: tuple[float, float]) -> list[dict]:
     ]  # fmt: skip
 
 
-def run(quick: bool) -> list[dict]:
-    seconds = 4.0 if quick else 10.0
-    rows = _rows("demo 32 px (cpu)", DEMO, "cpu", seconds)
-    rows += _memory_rows((5.0, 30.0) if quick else (10.0, 120.0))
-    if torch.cuda.is_available():
+def run(quick: bool, devices: Sequence[str] = ("cpu",)) -> list[dict]:
+    rows = []
+    if "cpu" in devices:
+        rows += _rows("demo 32 px (cpu)", DEMO, "cpu", 4.0 if quick else 10.0)
+        rows += _memory_rows((5.0, 30.0) if quick else (10.0, 120.0))
+    if "cuda" in devices:
         for precision in ("fp32", "bf16"):
             rows += _rows(
                 f"256 px {precision} (cuda)", PAPER, "cuda", 10.0, precision=precision,

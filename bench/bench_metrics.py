@@ -11,6 +11,7 @@ Rates are per forward through `Metric.update`, on CPU and on CUDA when available
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -56,8 +57,7 @@ def _frechet_seconds(d: int) -> float:
     return time.perf_counter() - start
 
 
-def run(quick: bool) -> list[dict]:
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+def run(quick: bool, devices: Sequence[str] = ("cpu",)) -> list[dict]:
     rows = []
     for device in devices:
         on_gpu = device == "cuda"

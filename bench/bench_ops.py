@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
@@ -129,9 +129,9 @@ def _cuda_rows(batch: int, reps: int) -> list[dict]:
     return rows
 
 
-def run(quick: bool) -> list[dict]:
+def run(quick: bool, devices: Sequence[str] = ("cpu",)) -> list[dict]:
     batch, reps = (4, 3) if quick else (8, 10)
-    rows = _cpu_rows(batch, reps)
-    if torch.cuda.is_available():
+    rows = _cpu_rows(batch, reps) if "cpu" in devices else []
+    if "cuda" in devices:
         rows += _cuda_rows(batch, reps)
     return rows

@@ -21,7 +21,7 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -187,8 +187,8 @@ def _cuda_rows(quick: bool) -> list[dict]:
     return rows
 
 
-def run(quick: bool) -> list[dict]:
-    rows = _cpu_rows(quick)
-    if torch.cuda.is_available():
+def run(quick: bool, devices: Sequence[str] = ("cpu",)) -> list[dict]:
+    rows = _cpu_rows(quick) if "cpu" in devices else []
+    if "cuda" in devices:
         rows += _cuda_rows(quick)
     return rows

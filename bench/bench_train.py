@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -22,6 +23,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset
 
+from sgvideo.audio import MelSettings
 from sgvideo.checkpoints.stylegan2 import save_rosinality_checkpoint
 from sgvideo.lit.trajectory import TrajectoryGAN
 from sgvideo.models.audio_encoder import AudioEncoder
@@ -100,7 +102,7 @@ def _write_frozen_parts(folder: Path, spec: dict) -> dict[str, str]:
             "sgvideo_stage": "inversion",
             "state_dict": {f"encoder.{k}": v for k, v in encoder.state_dict().items()},
             ENCODER_CONFIG_KEY: encoder.config,
-            "hyper_parameters": dict(spec["audio"]),
+            "hyper_parameters": {"mel": dict(spec["audio"])},
         },
         folder / "inversion.ckpt",
     )
@@ -123,7 +125,7 @@ def _measure(spec: dict, device: str, steps: int, **model_options) -> dict:
         L.seed_everything(0, verbose=False)
         model = TrajectoryGAN(
             **_write_frozen_parts(Path(tmp), spec),
-            **spec["audio"],
+            mel=MelSettings(**spec["audio"]),
             **spec["model"],
             window_seconds=CLIP_SECONDS / FRAMES,
             num_frames=FRAMES,
@@ -168,10 +170,12 @@ def _measure(spec: dict, device: str, steps: int, **model_options) -> dict:
     return row
 
 
-def run(quick: bool) -> list[dict]:
+def run(quick: bool, devices: Sequence[str] = ("cpu",)) -> list[dict]:
     steps = 3 if quick else 10
-    rows = [{"name": "stage2 train step, demo sizes (cpu)", **_measure(DEMO, "cpu", steps)}]
-    if torch.cuda.is_available():
+    rows = []
+    if "cpu" in devices:
+        rows.append({"name": "stage2 train step, demo sizes (cpu)", **_measure(DEMO, "cpu", steps)})
+    if "cuda" in devices:
         for checkpointed in (False, True):
             name = "stage2 train step, 256 px paper sizes" + (
                 " + checkpoint_synthesis" if checkpointed else ""

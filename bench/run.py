@@ -1,7 +1,7 @@
 """`make bench`: run every `bench/bench_*.py`, write bench/results.json and print a table.
 
-Each bench module exposes `run(quick: bool) -> list[dict]`; a row has at least `name`,
-`value` and `unit`, plus any context (device, batch, precision, ...).
+Each bench module exposes `run(quick: bool, devices: Sequence[str]) -> list[dict]`; a row has at
+least `name`, `value` and `unit`, plus any context (device, batch, precision, ...).
 """
 
 from __future__ import annotations
@@ -24,6 +24,15 @@ def _modules(only: list[str]) -> list[str]:
     return [n for n in names if not only or any(o in n for o in only)]
 
 
+def _devices(choice: str) -> list[str]:
+    """The devices to measure: `all` is the CPU plus CUDA where there is a GPU."""
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device on this machine")
+    if choice != "all":
+        return [choice]
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
 def _format_table(rows: list[dict]) -> str:
     lines = [f"{'benchmark':<58} {'value':>12}  unit", "-" * 84]
     for row in rows:
@@ -37,14 +46,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--only", nargs="*", default=[], help="substrings of bench module names")
+    parser.add_argument(
+        "--device",
+        choices=("all", "cpu", "cuda"),
+        default="all",
+        help="rows to measure: the CPU's, the GPU's, or both where there is a GPU (default)",
+    )
     parser.add_argument("--out", default=str(HERE / "results.json"))
     args = parser.parse_args(argv)
+    devices = _devices(args.device)
 
     rows: list[dict] = []
     for name in _modules(args.only):
         start = time.perf_counter()
         module = importlib.import_module(f"bench.{name}")
-        module_rows = module.run(quick=args.quick)
+        module_rows = module.run(quick=args.quick, devices=devices)
         for row in module_rows:
             row.setdefault("module", name)
         rows.extend(module_rows)
