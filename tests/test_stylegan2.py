@@ -169,6 +169,19 @@ def test_fused_and_nonfused_synthesis_agree(tiny: Generator) -> None:
             torch.testing.assert_close(images, reference, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("device", "batch", "fused"),
+    [("cpu", 1, False), ("cpu", 8, False), ("meta", 1, True), ("meta", 8, False)],
+)
+def test_automatic_modconv_form_is_fused_only_for_one_image_on_an_accelerator(
+    device: str, batch: int, fused: bool
+) -> None:
+    layer = ModulatedConv2d(4, 4, 3, 4)
+    assert layer.uses_fused(torch.empty(batch, 4, 8, 8, device=device)) is fused
+    layer.mode = "fused"
+    assert layer.uses_fused(torch.empty(batch, 4, 8, 8, device=device))
+
+
 @pytest.mark.parametrize("upsample", [False, True])
 @pytest.mark.parametrize("demodulate", [True, False])
 def test_modulated_conv_matches_the_direct_formula(upsample: bool, demodulate: bool) -> None:

@@ -137,8 +137,9 @@ class ModulatedConv2d(nn.Module):
     - "nonfused": scale the input channels by the style, convolve with the shared weight, then
       multiply the output channels by the demodulation coefficients. One weight for the whole
       batch makes the convolution a few large GEMMs and keeps channels_last activations intact.
-    - "auto": fused on CUDA (rosinality's choice), non-fused on CPU, where it is faster at every
-      batch size (bench/bench_synthesis.py).
+    - "auto": non-fused, except for a single image on a GPU. Non-fused is faster on the CPU at
+      every batch size and on an H200 from batch 8 on (451 vs 374 images/s at 256 px); fused is
+      faster there only at batch 1 (83 vs 78 images/s; bench/bench_synthesis.py).
     Upsampling is a stride-2 transposed convolution followed by a [1, 3, 3, 1] blur in both forms.
     `add` (the weighted noise of StyledConv) is added to the result in the same pass as the
     demodulation.
@@ -178,7 +179,7 @@ class ModulatedConv2d(nn.Module):
 
     def uses_fused(self, x: Tensor) -> bool:
         if self.mode == "auto":
-            return x.device.type != "cpu"
+            return x.device.type != "cpu" and x.shape[0] == 1
         return self.mode == "fused"
 
     def forward(self, x: Tensor, w: Tensor, add: Tensor | None = None) -> Tensor:
