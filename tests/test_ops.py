@@ -264,22 +264,25 @@ def test_cuda_mode_rejects_cpu_tensors(fake_extension, monkeypatch):
 def test_cuda_mode_fails_loudly_when_the_build_fails(failing_build, monkeypatch):
     monkeypatch.setenv("SGVIDEO_OPS", "CUDA")
     message = "SGVIDEO_OPS=cuda: could not build .* CUDA kernels: OSError: nvcc not found"
-    with pytest.raises(RuntimeError, match=message):
-        stylegan2_ops.backend_for(_on_cuda_device())
-
-
-def test_auto_mode_falls_back_with_one_warning(failing_build):
-    with pytest.warns(RuntimeWarning, match="nvcc not found") as record:
-        assert stylegan2_ops.backend_for(_on_cuda_device()) == "native"
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert stylegan2_ops.backend_for(_on_cuda_device()) == "native"
-    assert len(record) == 1
-    assert "falls back to the native PyTorch ops" in str(record[0].message)
+    for _ in range(2):  # the failure is remembered: one build attempt per process
+        with pytest.raises(RuntimeError, match=message):
+            stylegan2_ops.backend_for(_on_cuda_device())
     assert failing_build["compile"] == 1
 
 
-def test_auto_mode_uses_the_built_extension_on_cuda(fake_extension, fresh_backend):
+@pytest.mark.parametrize("build", ["fake_extension", "failing_build"])
+def test_auto_mode_is_native_on_cuda_without_building_or_warning(build, request):
+    request.getfixturevalue(build)  # whether the build would work or fail, auto never tries it
+    compiles = request.getfixturevalue("fresh_backend")
+    assert stylegan2_ops.ops_mode() == "auto"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert stylegan2_ops.backend_for(_on_cuda_device()) == "native"
+    assert compiles["compile"] == 0
+
+
+def test_cuda_mode_builds_once_and_uses_the_extension(fake_extension, fresh_backend, monkeypatch):
+    monkeypatch.setenv("SGVIDEO_OPS", "cuda")
     assert stylegan2_ops.backend_for(_on_cuda_device()) == "cuda"
     assert stylegan2_ops.backend_for(_on_cuda_device()) == "cuda"
     assert fresh_backend["compile"] == 1
@@ -362,6 +365,17 @@ def _assert_all_close(compiled, native, dtype):
     tolerance = {"rtol": 1e-4, "atol": 1e-4} if dtype == torch.float32 else {}
     for a, b in zip(compiled, native, strict=True):
         torch.testing.assert_close(a, b, **tolerance)
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_auto_mode_runs_the_native_ops_on_a_gpu(failing_build):
+    x = torch.randn(1, 2, 8, 8, device="cuda")
+    assert stylegan2_ops.backend_for(x) == "native"
+    up = upfirdn2d(x, BLUR_4X4.to("cuda") * 4, up=2, pad=(2, 1))
+    out = fused_leaky_relu(up, torch.zeros(2, device="cuda"))
+    assert out.shape == (1, 2, 16, 16) and out.is_cuda and out.isfinite().all()
+    assert failing_build["compile"] == 0
 
 
 @pytest.mark.cuda
