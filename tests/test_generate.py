@@ -22,6 +22,7 @@ from sgvideo.inference.pipeline import SoundToVideo
 from sgvideo.inference.sound import ExponentialSmoother, SoundInverter
 from sgvideo.models.inversion_encoder import SoundInversionEncoder
 from sgvideo.models.stylegan2 import Generator
+from sgvideo.models.stylegan2_layers import NoiseInjection
 from sgvideo.models.trajectory import TrajectoryGenerator
 from sgvideo.pixels import frames_to_uint8
 from sgvideo.video_io import read_frames
@@ -37,8 +38,10 @@ def tiny_pipeline(
     channel_max: int = 32,
     step_seconds: float = 0.25,
     audio_features: bool = True,
+    noise_drift: bool = False,
 ) -> SoundToVideo:
-    """A seeded random pipeline (tiny generator, encoder with non-zero heads, tiny GRUs)."""
+    """A seeded random pipeline (tiny generator, encoder with non-zero heads, tiny GRUs; with
+    `noise_drift`, noise inputs that draw part of the picture)."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
         generator = Generator(
@@ -57,9 +60,14 @@ def tiny_pipeline(
             num_layers=2,
             audio_dim=32 if audio_features else 0,
             noise_dim=noise_dim,
+            noise_drift=noise_drift,
         )
         for head in trajectory.heads.values():
             torch.nn.init.normal_(head.weight, std=0.05)
+        if noise_drift:
+            for module in generator.modules():
+                if isinstance(module, NoiseInjection):
+                    module.weight.data.fill_(0.5)
     inverter = SoundInverter(encoder, generator.w_avg, MelSettings(RATE, 32, 1024, 512), 0.5)
     return SoundToVideo(
         generator, inverter, trajectory, step_seconds=step_seconds, batch_size=batch_size
@@ -169,6 +177,38 @@ def test_frames_do_not_depend_on_the_chunk_size() -> None:
         frames.append(cat(pipeline.frames(wave, fps, pipeline.audio_latent(wave, fps))))
     assert frames[0].shape == (7, 3, 32, 32)
     torch.testing.assert_close(frames[0], frames[1], atol=1e-4, rtol=1e-4)
+
+
+def test_noise_offsets_sum_each_steps_speed_across_chunks_and_interpolate_at_frames() -> None:
+    wave = noise_wave(1.5)
+    pipeline = tiny_pipeline(batch_size=2, noise_drift=True)
+    rate = pipeline.step_rate
+    steps = pipeline.frame_count(wave.shape[-1], rate)
+    features = pipeline.frame_features(wave, rate, 0, steps)
+    with torch.no_grad():
+        expected = pipeline.trajectory.noise_drift.offsets(features[None])[0]
+    torch.testing.assert_close(cat(pipeline.noise_offsets(wave, rate)), expected)
+    fast = cat(pipeline.noise_offsets(wave, 3 * rate))
+    torch.testing.assert_close(fast[1::3][:steps], expected)
+    torch.testing.assert_close(fast[2], expected[0] + (expected[1] - expected[0]) / 3)
+    louder = cat(pipeline.noise_offsets(3 * wave, rate))
+    assert (louder[1:] - louder[:-1] > expected[1:] - expected[:-1]).all()  # louder: faster
+
+
+def test_drifting_frames_do_not_depend_on_the_chunk_size_and_move_the_noise() -> None:
+    wave, fps = noise_wave(0.7), 10.0
+    frames = []
+    for batch_size in (2, 5):
+        pipeline = tiny_pipeline(batch_size=batch_size, noise_drift=True)
+        frames.append(cat(pipeline.frames(wave, fps, pipeline.audio_latent(wave, fps))))
+    torch.testing.assert_close(frames[0], frames[1], atol=1e-4, rtol=1e-4)
+    w0 = pipeline.audio_latent(wave, fps)
+    with torch.no_grad():
+        still = torch.cat(
+            [pipeline.generator.synthesis(w) for w in pipeline.latents(wave, fps, w0)]
+        )
+    assert (frames[1] - still)[1:].abs().mean() > 1e-3
+    assert all(chunk is None for chunk in tiny_pipeline().noise_offsets(wave, fps))
 
 
 def test_mismatched_parts_are_refused() -> None:

@@ -23,6 +23,7 @@ from sgvideo.models.inversion_encoder import (
     SoundInversionEncoder,
     load_inversion_encoder,
 )
+from sgvideo.models.stylegan2_layers import NoiseInjection
 from tests.fixtures.stages import quiet_trainer, two_rank_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -229,6 +230,25 @@ def test_orbit_trains_and_is_rebuilt_from_its_checkpoint(paths, tmp_path) -> Non
         )
 
 
+def test_noise_drift_trains_and_is_rebuilt_from_its_checkpoint(paths, tmp_path) -> None:
+    L.seed_everything(0)
+    model = TrajectoryGAN(**model_kwargs(paths, noise_drift=True, motion_weight=1.0))
+    before = trained_state(model)
+    fit = trainer(tmp_path, max_steps=2)
+    fit.fit(model, loader(paths, n=2))
+    after = trained_state(model)
+    for key in ("trajectory.noise_drift.loudness.weight", "trajectory.noise_drift.loudness.bias"):
+        assert not torch.equal(before[key], after[key]), key
+    fit.save_checkpoint(tmp_path / "drift.ckpt")
+    net, _ = load_trajectory_checkpoint(tmp_path / "drift.ckpt")
+    batch = next(iter(loader(paths, n=2)))
+    features = model.frame_features(batch["audio"])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            net.noise_drift.offsets(features), model.trajectory.noise_drift.offsets(features)
+        )
+
+
 DDP_SCRIPT = """
 import json, sys
 import lightning as L, torch
@@ -323,15 +343,21 @@ def test_layout_and_motion_terms_compare_each_clip_with_its_real_clip(paths) -> 
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.trajectory.parameters())
 
 
-def test_activation_checkpointing_gives_the_same_gradients(paths) -> None:
-    model = TrajectoryGAN(**model_kwargs(paths))
+@pytest.mark.parametrize("noise_drift", [False, True])
+def test_activation_checkpointing_gives_the_same_gradients(paths, noise_drift: bool) -> None:
+    model = TrajectoryGAN(**model_kwargs(paths, noise_drift=noise_drift))
+    for module in model.generator.modules():
+        if isinstance(module, NoiseInjection):  # noise that draws part of the picture
+            module.weight.data.fill_(0.5)
     batch = next(iter(loader(paths, n=2)))
     grads = []
     for enabled in (False, True):
         model.hparams.checkpoint_synthesis = enabled
         model.trajectory.zero_grad(set_to_none=True)
         w = model(batch["waveform"], batch["audio"], batch["category"])
-        model.synthesize(w).square().mean().backward()
+        drift = model.trajectory.noise_drift
+        offsets = None if drift is None else drift.offsets(model.frame_features(batch["audio"]))
+        model.synthesize(w, offsets).square().mean().backward()
         grads.append([p.grad.clone() for p in model.trajectory.parameters()])
     for plain, checkpointed in zip(*grads, strict=True):
         torch.testing.assert_close(checkpointed, plain)

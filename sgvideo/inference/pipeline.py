@@ -14,7 +14,9 @@ checkpoint's `window_seconds`), causally: step t reads the previous latent, the 
 the stage-1 window centred on the step and the step's own audio features, with the GRU state
 carried from chunk to chunk, which equals `TrajectoryGenerator.rollout` over the whole sound.
 Each video frame takes the latent interpolated at its timestamp, so a video at the training
-rate is the trajectory itself.
+rate is the trajectory itself. A net with `noise_drift` also scrolls the generator's noise images:
+their offsets are summed step by step from the same audio features (carried from chunk to
+chunk) and interpolated at each frame's timestamp like the latents.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sgvideo.checkpoints.trajectory import load_trajectory_checkpoint
 from sgvideo.inference.media import seeded
 from sgvideo.inference.sound import ExponentialSmoother, SoundInverter
 from sgvideo.models.inversion_encoder import load_inversion_encoder
+from sgvideo.models.noise_drift import NoiseDrift
 from sgvideo.models.stylegan2 import Generator
 from sgvideo.models.trajectory import TrajectoryGenerator, frame_audio_features
 
@@ -175,16 +178,41 @@ class SoundToVideo:
         The trajectory steps at the rate it was trained at (`step_rate`); each video frame takes
         the latent interpolated linearly at its timestamp.
         """
-        keyframes = _Keyframes(
-            self.keyframe_latents(wave, self.step_rate, w0, seed),
-            self.frame_count(wave.shape[-1], self.step_rate),
-        )
+        yield from self._at_frames(self.keyframe_latents(wave, self.step_rate, w0, seed), wave, fps)
+
+    def _at_frames(
+        self, keyframe_chunks: Iterator[Tensor], wave: Tensor, fps: float
+    ) -> Iterator[Tensor]:
+        """Per-step values ("t ..." chunks at `step_rate`) -> the same at each video frame's
+        timestamp, interpolated linearly, one chunk at a time."""
+        keyframes = _Keyframes(keyframe_chunks, self.frame_count(wave.shape[-1], self.step_rate))
         for first, stop in self._chunks(self.frame_count(wave.shape[-1], fps)):
             times = (torch.arange(first, stop, dtype=torch.float64) + 0.5) / fps
             position = (times * self.step_rate - 0.5).clamp(min=0.0)
             lower = position.floor().long()
-            weight = (position - lower).float().to(self.device)[:, None, None]
-            yield torch.lerp(*keyframes.around(lower), weight)
+            low, high = keyframes.around(lower)
+            weight = (position - lower).float().to(self.device)
+            yield torch.lerp(low, high, weight.reshape(-1, *[1] * (low.ndim - 1)))
+
+    @torch.no_grad()
+    def noise_offsets(self, wave: Tensor, fps: float) -> Iterator[Tensor | None]:
+        """The generator's noise offsets "t" at each video frame (`noise_drift`), chunk by
+        chunk like `raw_latents`; None for each chunk of a net without the drift."""
+        drift = self.trajectory.noise_drift
+        if drift is None:
+            for _ in self._chunks(self.frame_count(wave.shape[-1], fps)):
+                yield None
+            return
+        yield from self._at_frames(self._keyframe_offsets(drift, wave), wave, fps)
+
+    @torch.no_grad()
+    def _keyframe_offsets(self, drift: NoiseDrift, wave: Tensor) -> Iterator[Tensor]:
+        rate = self.step_rate
+        start = torch.zeros((), device=self.device)
+        for first, stop in self._chunks(self.frame_count(wave.shape[-1], rate)):
+            offsets = drift.offsets(self.frame_features(wave, rate, first, stop - first), start)
+            start = offsets[-1]
+            yield offsets
 
     @torch.no_grad()
     def keyframe_latents(
@@ -240,8 +268,9 @@ class SoundToVideo:
         With the generator's noise_mode "random", noise follows the torch RNG: seed it (as
         `generate_video` and `__call__` do) for repeatable frames.
         """
-        for w in self.latents(wave, fps, w0, seed, smoothing):
-            yield self.generator.synthesis(w, self.noise_mode)
+        latents = self.latents(wave, fps, w0, seed, smoothing)
+        for w, offsets in zip(latents, self.noise_offsets(wave, fps), strict=True):
+            yield self.generator.synthesis(w, self.noise_mode, offsets)
 
     def __call__(
         self,

@@ -100,6 +100,9 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             level; orbit_radius: the loops' initial radius in each W+ layer (the picture's
             scenes lie a few units apart there); orbit_memory: the steps that recent level
             averages.
+        noise_drift: scroll the generator's noise images at a speed each frame's audio sets
+            (`sgvideo.models.noise_drift`; needs audio_features): fine texture that moves with
+            the loudness without moving the scene.
         init, text_init_samples, text_template, truncation, seed: the start latent w^0.
         adv_image_weight, adv_video_weight, clip_weight, latent_weight, anchor_weight,
             smooth_weight, layout_weight, motion_weight: loss weights (see above).
@@ -134,6 +137,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         orbit: bool = False,
         orbit_radius: float = 0.15,
         orbit_memory: float = 15.0,
+        noise_drift: bool = False,
         init: Literal["audio", "text"] = "audio",
         text_init_samples: int = 128,
         text_template: str = "a photo of {}",
@@ -196,6 +200,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             orbit=orbit,
             orbit_radius=orbit_radius,
             orbit_memory=orbit_memory,
+            noise_drift=noise_drift,
         )
         size = self.generator.size
         self.image_d = ImageDiscriminator(size, channels=image_d_channels)
@@ -286,20 +291,24 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             )
         return self.start_latents[category]
 
-    def synthesize(self, w: Tensor) -> Tensor:
-        """Latents "b t n s" -> frames "b t 3 h w".
+    def synthesize(self, w: Tensor, noise_offsets: Tensor | None = None) -> Tensor:
+        """Latents "b t n s" (and the noise images' offsets "b t", `noise_drift`) -> frames
+        "b t 3 h w".
 
         With `checkpoint_synthesis`, each time step's synthesis is recomputed in the backward
         pass instead of keeping its activations, so only one step's activations live at once.
         """
         mode = self.hparams.noise_mode
         if self.hparams.checkpoint_synthesis and torch.is_grad_enabled():
+            offsets = [None] * w.shape[1] if noise_offsets is None else noise_offsets.unbind(1)
             frames = [
-                checkpoint(self.generator.synthesis, w_t, mode, use_reentrant=False)
-                for w_t in w.unbind(dim=1)
+                checkpoint(self.generator.synthesis, w_t, mode, offset, use_reentrant=False)
+                for w_t, offset in zip(w.unbind(dim=1), offsets, strict=True)
             ]
             return torch.stack(frames, dim=1)
-        flat = self.generator.synthesis(rearrange(w, "b t n s -> (b t) n s"), mode)
+        if noise_offsets is not None:
+            noise_offsets = rearrange(noise_offsets, "b t -> (b t)")
+        flat = self.generator.synthesis(rearrange(w, "b t n s -> (b t) n s"), mode, noise_offsets)
         return rearrange(flat, "(b t) c h w -> b t c h w", b=w.shape[0])
 
     def forward(self, waveform: Tensor, audio: Tensor, category: Tensor) -> Tensor:
@@ -380,8 +389,11 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         w0 = self.start_latent(w_a, batch["category"])
         if restart_prob > 0:
             w0 = restarted(w0, restart_prob)
-        w = self.trajectory(w0, w_a, self.frame_features(audio))
-        return self.synthesize(w), w, w_a, w0, mel
+        features = self.frame_features(audio)
+        w = self.trajectory(w0, w_a, features)
+        drift = self.trajectory.noise_drift
+        offsets = None if drift is None else drift.offsets(features)
+        return self.synthesize(w, offsets), w, w_a, w0, mel
 
     # ------------------------------------------------------------------ steps
 

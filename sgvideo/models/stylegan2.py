@@ -16,6 +16,7 @@ import torch
 from einops import repeat
 from torch import Tensor, nn
 
+from sgvideo.models.noise_drift import shift_noise
 from sgvideo.models.stylegan2_layers import (
     ConstantInput,
     ConvLayer,
@@ -160,26 +161,40 @@ class Generator(nn.Module):
         """Move w (any "... style_dim") toward `w_avg`: truncation 1 keeps it, 0 gives w_avg."""
         return self.w_avg + truncation * (w - self.w_avg)
 
-    def make_noise(self, noise_mode: str, batch: int) -> list[Tensor | None]:
-        """One noise image "b|1 1 res res" per StyledConv (None: no noise)."""
+    def make_noise(
+        self, noise_mode: str, batch: int, offset: Tensor | None = None
+    ) -> list[Tensor | None]:
+        """One noise image "b|1 1 res res" per StyledConv (None: no noise), each scrolled down
+        by `offset` "b" pixels of the output image when given (`noise_drift.shift_noise`)."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         stored = [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
-        if noise_mode == "const":
-            return stored
         if noise_mode == "none":
             return [None] * self.num_layers
-        return [torch.randn(batch, *n.shape[1:], device=n.device, dtype=n.dtype) for n in stored]
+        if noise_mode == "random":
+            stored = [
+                torch.randn(batch, *n.shape[1:], device=n.device, dtype=n.dtype) for n in stored
+            ]
+        if offset is None:
+            return stored
+        if offset.shape != (batch,):
+            raise ValueError(
+                f"noise offsets must be one per image ({batch}), got {tuple(offset.shape)}"
+            )
+        return [shift_noise(n, offset, self.size) for n in stored]
 
-    def synthesis(self, w_plus: Tensor, noise_mode: str = "const") -> Tensor:
-        """W+ "b n_latent style_dim" -> images "b 3 size size" in about [-1, 1]."""
+    def synthesis(
+        self, w_plus: Tensor, noise_mode: str = "const", noise_offset: Tensor | None = None
+    ) -> Tensor:
+        """W+ "b n_latent style_dim" -> images "b 3 size size" in about [-1, 1]; `noise_offset`
+        "b" scrolls each image's noise inputs down by that many output pixels."""
         expected = (self.n_latent, self.style_dim)
         if w_plus.ndim != 3 or tuple(w_plus.shape[1:]) != expected:
             raise ValueError(
                 f"w_plus must be (batch, {expected[0]}, {expected[1]}), got {tuple(w_plus.shape)}"
             )
         batch = w_plus.shape[0]
-        noise = self.make_noise(noise_mode, batch)
+        noise = self.make_noise(noise_mode, batch, noise_offset)
         x = self.input(batch)
         if self.channels_last and x.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)

@@ -38,6 +38,10 @@ loudness keeps a loud steady sound (rain) from racing and lets a quiet breeze mo
 whatever the recording's gain. k starts at the gain that makes exp(l) proportional to the frame's
 amplitude (the features are dB / 80), so even the small swells of a steady wind change the speed;
 the GRU residuals then only need to add what the loop cannot (a flash, a flare).
+
+With `noise_drift`, the net also holds a `NoiseDrift` (`sgvideo.models.noise_drift`): the
+generator's noise images scroll at a speed the frame's audio sets, so the fine texture moves with
+the loudness while the latents, and with them the scene, stay where the recurrence puts them.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from sgvideo.models.latents import style_groups
+from sgvideo.models.noise_drift import NoiseDrift
 
 HEAD_INIT_SCALE = 1e-2
 MAX_PERSISTENCE = 0.95  # a < 1: some pull toward the sound latent always remains
@@ -98,7 +103,8 @@ class TrajectoryGenerator(nn.Module):
     `prime_steps` the rehearsals of frame 0's inputs that settle the GRU states, `orbit` adds
     the sound-paced loop of each group (module docstring; needs audio features), its axes
     starting about `orbit_radius` long in each W+ layer, its loudness level averaging about
-    `orbit_memory` steps.
+    `orbit_memory` steps. `noise_drift` adds a `NoiseDrift` (`self.noise_drift`, else None):
+    the offsets of the generator's noise images at each step, from the same audio features.
     """
 
     def __init__(
@@ -114,6 +120,7 @@ class TrajectoryGenerator(nn.Module):
         orbit: bool = False,
         orbit_radius: float = 0.15,
         orbit_memory: float = 15.0,
+        noise_drift: bool = False,
     ) -> None:
         super().__init__()
         self.n_latent = n_latent
@@ -132,6 +139,9 @@ class TrajectoryGenerator(nn.Module):
         if orbit_memory < 1:
             raise ValueError(f"orbit_memory must be at least 1 step, got {orbit_memory}")
         self.orbit_memory = orbit_memory
+        if noise_drift and audio_dim == 0:
+            raise ValueError("noise_drift needs audio features (audio_dim > 0): the sound sets it")
+        self.noise_drift = NoiseDrift(audio_dim) if noise_drift else None
         self.groups = _as_slices(groups) if groups is not None else style_groups(n_latent)
         _check_partition(self.groups, n_latent)
         self.rnns = nn.ModuleDict()
@@ -181,6 +191,7 @@ class TrajectoryGenerator(nn.Module):
             orbit=self.orbit,
             orbit_radius=self.orbit_radius,
             orbit_memory=self.orbit_memory,
+            noise_drift=self.noise_drift is not None,
         )
 
     def _check_latents(self, w: Tensor, name: str, pattern: str) -> None:

@@ -1,0 +1,65 @@
+"""Sound-paced drift of StyleGAN2's noise inputs: the fine detail moves as the sound is loud.
+
+The synthesis network adds a fixed per-pixel noise image at every layer; it draws the stochastic
+detail (ripples, raindrops, blades of grass, embers). Here those images scroll down the frame,
+each frame's offset the running sum of a speed that the frame's audio sets:
+
+    y^t = y^{t-1} + s_max sigmoid(k . audio_t + b),   y^{-1} = 0   (output pixels),
+
+with k and b learned (stage 2's motion term fits them to the real clips' motion), k starting at
+the gain that makes the speed proportional to the frame's amplitude below s_max (the features are
+dB / 80). A translated white-noise image has the same statistics as the original, so every frame
+is still a sample of the prior at the same W+ latent: the drift moves the texture, never the scene.
+Frames between trajectory steps take the linearly interpolated offset, like their latents.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+MAX_DRIFT_SPEED = 4.0  # output pixels a step; beyond a few pixels the detail only flickers
+# exp(k x) is proportional to the amplitude when k = 4 ln 10 (features are dB / 80, averaged
+# over the mel bands), and sigmoid(z) ~ exp(z) well below s_max
+DRIFT_AMPLITUDE_GAIN = 4 * math.log(10.0)
+DRIFT_BIAS_INIT = -4.8  # about 1 pixel a step for the demo's loudest sounds (features ~0.4)
+
+
+class NoiseDrift(nn.Module):
+    """Audio features "... audio_dim" -> the noise images' scroll speed and offsets (pixels)."""
+
+    def __init__(self, audio_dim: int) -> None:
+        super().__init__()
+        if audio_dim < 1:
+            raise ValueError("the noise drift reads audio features: audio_dim must be >= 1")
+        self.loudness = nn.Linear(audio_dim, 1)
+        with torch.no_grad():
+            self.loudness.weight.fill_(DRIFT_AMPLITUDE_GAIN / audio_dim)
+            self.loudness.bias.fill_(DRIFT_BIAS_INIT)
+
+    def speed(self, audio: Tensor) -> Tensor:
+        """Pixels a step, "... audio_dim" -> "..." in (0, MAX_DRIFT_SPEED)."""
+        with torch.autocast(audio.device.type, enabled=False):
+            z = self.loudness(audio.to(self.loudness.weight.dtype))
+        return MAX_DRIFT_SPEED * torch.sigmoid(z[..., 0])
+
+    def offsets(self, audio: Tensor, start: Tensor | float = 0.0) -> Tensor:
+        """Each step's offset "b t" from its audio features "b t audio_dim": `start` (the offset
+        before the first step, "b" or a number) plus the running sum of the speeds."""
+        return torch.cumsum(self.speed(audio), dim=-1) + torch.as_tensor(start)[..., None]
+
+
+def shift_noise(noise: Tensor, offset: Tensor, size: int) -> Tensor:
+    """Noise images "1|b 1 r r" scrolled down by `offset` "b" pixels of a `size` px frame
+    ("b 1 r r"); a circular shift, fractional offsets by a phase shift of the rows' spectrum
+    (exact for whole pixels; the image's statistics stay those of the noise)."""
+    rows = noise.shape[-2]
+    work = torch.promote_types(noise.dtype, torch.float32)
+    shift = offset.to(work) * (rows / size)
+    spectrum = torch.fft.rfft(noise.to(work), dim=-2)  # "b 1 f r"
+    frequency = torch.fft.rfftfreq(rows, device=noise.device, dtype=work)
+    phase = torch.polar(torch.ones_like(shift)[:, None], -2 * math.pi * shift[:, None] * frequency)
+    shifted = torch.fft.irfft(spectrum * phase[:, None, :, None], n=rows, dim=-2)
+    return shifted.to(noise.dtype)

@@ -1,0 +1,108 @@
+"""The sound-paced noise drift: the shift itself, the speed the sound sets, the generator's
+scrolled noise and the trajectory net that carries it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from sgvideo.models.noise_drift import MAX_DRIFT_SPEED, NoiseDrift, shift_noise
+from sgvideo.models.stylegan2 import Generator
+from sgvideo.models.stylegan2_layers import NoiseInjection
+from sgvideo.models.trajectory import TrajectoryGenerator
+
+
+@pytest.mark.parametrize("rows", [4, 8, 32])
+def test_whole_pixel_offsets_roll_the_rows(rows: int) -> None:
+    noise = torch.randn(1, 1, rows, rows)
+    pixels_per_row = 32 // rows
+    offsets = torch.tensor([0.0, pixels_per_row, 3.0 * pixels_per_row, -pixels_per_row])
+    shifted = shift_noise(noise, offsets, size=32)
+    assert shifted.shape == (4, 1, rows, rows)
+    for image, rolled in zip(shifted, (0, 1, 3, -1), strict=True):
+        torch.testing.assert_close(image, torch.roll(noise[0], rolled, dims=-2), atol=1e-5, rtol=0)
+
+
+def test_fractional_offsets_move_smooth_images_exactly_and_keep_white_noise_statistics() -> None:
+    rows = torch.arange(16, dtype=torch.float64)
+    wave = torch.cos(2 * math.pi * 3 * rows / 16)  # 3 cycles down the image
+    image = wave[:, None].expand(16, 16)[None, None]
+    shifted = shift_noise(image, torch.tensor([2.5], dtype=torch.float64), size=16)
+    expected = torch.cos(2 * math.pi * 3 * (rows - 2.5) / 16)[:, None].expand(16, 16)
+    torch.testing.assert_close(shifted[0, 0], expected)
+    noise = torch.randn(1, 1, 128, 128, generator=torch.Generator().manual_seed(0))
+    moved = shift_noise(noise, torch.tensor([0.5, 17.25]), size=128)
+    for image in moved:  # the spectrum's magnitude is kept, but for the one Nyquist row
+        assert abs(image.std().item() - noise.std().item()) < 0.02
+
+
+def test_the_shift_is_differentiable_in_the_offset() -> None:
+    noise = torch.randn(1, 1, 8, 8, dtype=torch.float64)
+    offset = torch.tensor([0.3, 1.7], dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda o: shift_noise(noise, o, size=16), (offset,))
+
+
+def test_the_speed_follows_the_amplitude_below_the_cap_and_offsets_sum_it() -> None:
+    drift = NoiseDrift(audio_dim=4)
+    quiet, louder = torch.full((4,), -0.5), torch.full((4,), -0.25)  # 20 dB apart (dB / 80)
+    ratio = drift.speed(louder) / drift.speed(quiet)
+    assert ratio.item() == pytest.approx(10.0, rel=0.02)  # amplitude x 10
+    loudest = drift.speed(torch.full((4,), 10.0))
+    assert 0 < loudest.item() <= MAX_DRIFT_SPEED
+    audio = torch.randn(2, 5, 4) * 0.2
+    offsets = drift.offsets(audio, start=torch.tensor([1.0, -2.0]))
+    expected = torch.tensor([1.0, -2.0])[:, None] + torch.cumsum(drift.speed(audio), dim=1)
+    torch.testing.assert_close(offsets, expected)
+    assert (offsets[:, 1:] > offsets[:, :-1]).all()  # the noise only moves on
+    with pytest.raises(ValueError, match="audio_dim must be >= 1"):
+        NoiseDrift(0)
+
+
+def test_generator_scrolls_its_noise_and_a_whole_turn_is_the_still_image() -> None:
+    torch.manual_seed(0)
+    generator = Generator(16, style_dim=16, n_mlp=1, channel_multiplier=1, channel_max=16)
+    for module in generator.modules():
+        if isinstance(module, NoiseInjection):  # new layers add no noise: give them some
+            module.weight.data.fill_(0.5)
+    w = generator.mean_latent(16).expand(3, generator.n_latent, 16).clone()
+    with torch.no_grad():
+        still = generator.synthesis(w)
+        same = generator.synthesis(w, noise_offset=torch.tensor([0.0, 16.0, 32.0]))
+        moved = generator.synthesis(w, noise_offset=torch.tensor([4.0, 4.0, 4.0]))
+        plain = generator.synthesis(w, "none", torch.tensor([4.0, 4.0, 4.0]))
+    torch.testing.assert_close(same, still, atol=1e-4, rtol=0)
+    assert (moved - still).abs().mean() > 1e-3  # the noise draws part of the picture
+    torch.testing.assert_close(plain, generator.synthesis(w, "none").detach())
+    with pytest.raises(ValueError, match=r"one per image \(3\)"):
+        generator.synthesis(w, noise_offset=torch.zeros(2))
+
+
+def test_trajectory_net_carries_the_drift_in_its_config() -> None:
+    net = TrajectoryGenerator(4, 8, hidden=8, num_layers=1, audio_dim=6, noise_drift=True)
+    assert isinstance(net.noise_drift, NoiseDrift)
+    assert net.config["noise_drift"] is True
+    rebuilt = TrajectoryGenerator(**net.config)
+    rebuilt.load_state_dict(net.state_dict())
+    assert "noise_drift.loudness.weight" in net.state_dict()
+    assert TrajectoryGenerator(4, 8, hidden=8, num_layers=1, audio_dim=6).noise_drift is None
+    with pytest.raises(ValueError, match="noise_drift needs audio features"):
+        TrajectoryGenerator(4, 8, hidden=8, num_layers=1, audio_dim=0, noise_drift=True)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_scrolled_noise_on_cuda_matches_the_cpu() -> None:
+    torch.manual_seed(0)
+    generator = Generator(32, style_dim=16, n_mlp=1, channel_multiplier=1, channel_max=16)
+    for module in generator.modules():
+        if isinstance(module, NoiseInjection):
+            module.weight.data.fill_(0.5)
+    w = generator.mean_latent(16).expand(4, generator.n_latent, 16).clone()
+    offsets = torch.tensor([0.0, 0.4, 3.7, 11.2])
+    with torch.no_grad():
+        cpu = generator.synthesis(w, noise_offset=offsets)
+        gpu = generator.cuda().synthesis(w.cuda(), noise_offset=offsets.cuda())
+    torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=1e-4)
