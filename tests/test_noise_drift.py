@@ -9,7 +9,12 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from sgvideo.models.noise_drift import MAX_DRIFT_SPEED, NoiseDrift, shift_noise
+from sgvideo.models.noise_drift import (
+    DRIFT_AMPLITUDE_POWER,
+    MAX_DRIFT_SPEED,
+    NoiseDrift,
+    shift_noise,
+)
 from sgvideo.models.stylegan2 import Generator
 from sgvideo.models.stylegan2_layers import NoiseInjection
 from sgvideo.models.trajectory import TrajectoryGenerator
@@ -45,11 +50,13 @@ def test_the_shift_is_differentiable_in_the_offset() -> None:
     assert gradcheck(lambda o: shift_noise(noise, o, size=16), (offset,))
 
 
-def test_the_speed_follows_the_amplitude_below_the_cap_and_offsets_sum_it() -> None:
+def test_the_speed_follows_a_power_of_the_amplitude_below_the_cap_and_offsets_sum_it() -> None:
     drift = NoiseDrift(audio_dim=4)
-    quiet, louder = torch.full((4,), -0.5), torch.full((4,), -0.25)  # 20 dB apart (dB / 80)
+    quiet, louder = torch.full((4,), 0.0), torch.full((4,), 0.125)  # 10 dB apart (dB / 80)
     ratio = drift.speed(louder) / drift.speed(quiet)
-    assert ratio.item() == pytest.approx(10.0, rel=0.02)  # amplitude x 10
+    expected = 10 ** (DRIFT_AMPLITUDE_POWER / 2)  # the amplitude x 10^(1/2), to that power
+    assert ratio.item() == pytest.approx(expected, rel=0.02)
+    assert drift.speed(torch.full((4,), 0.4)).item() == pytest.approx(1.0)  # pixels a step
     loudest = drift.speed(torch.full((4,), 10.0))
     assert 0 < loudest.item() <= MAX_DRIFT_SPEED
     audio = torch.randn(2, 5, 4) * 0.2
