@@ -103,6 +103,23 @@ def layout_distance(fake: torch.Tensor, real: torch.Tensor, size: int) -> torch.
     return F.mse_loss(thumbnail(fake), thumbnail(real))
 
 
+def frame_detail(frames: torch.Tensor) -> torch.Tensor:
+    """Each frame's fine detail: mean |Laplacian| over pixels and channels, "... c h w" -> "..."
+    (the grain, streaks and ripples that colour layouts and thumbnails do not see)."""
+    flat = frames.flatten(0, -4)
+    channels = flat.shape[1]
+    kernel = flat.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+    laplacian = F.conv2d(flat, kernel.expand(channels, 1, 3, 3), groups=channels)
+    return laplacian.abs().mean(dim=(1, 2, 3)).reshape(frames.shape[:-3])
+
+
+def detail_distance(fake: torch.Tensor, real: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Mean squared log ratio of each frame's fine detail to its paired real frame's:
+    "... c h w" x 2 -> "" (a smooth storm sky stays smooth, rain keeps its streaks)."""
+    ratio = (frame_detail(fake) + eps).log() - (frame_detail(real) + eps).log()
+    return ratio.square().mean()
+
+
 def frame_motion(frames: torch.Tensor) -> torch.Tensor:
     """Per-frame motion: mean absolute difference to the previous frame, "b t c h w" -> "b t-1".
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sgvideo.losses import frame_motion, layout_distance, motion_matching_loss, pearson
+from sgvideo.losses import (
+    detail_distance,
+    frame_detail,
+    frame_motion,
+    layout_distance,
+    motion_matching_loss,
+    pearson,
+)
 
 
 def clip_with_motion(steps: list[float], size: int = 4) -> torch.Tensor:
@@ -65,3 +72,27 @@ def test_layout_distance_compares_block_means() -> None:
     assert layout_distance(fake, real, 8).item() > 1.0  # at full size the texture counts
     frames = torch.rand(2, 5, 3, 8, 8)  # "b t 3 h w" works too
     assert layout_distance(frames, frames, 4).item() == 0
+
+
+def test_frame_detail_is_the_mean_absolute_laplacian_of_each_frame() -> None:
+    frames = torch.randn(2, 3, 3, 6, 7, dtype=torch.float64)
+    x = frames
+    laplacian = (
+        x[..., :-2, 1:-1] + x[..., 2:, 1:-1] + x[..., 1:-1, :-2] + x[..., 1:-1, 2:]
+        - 4 * x[..., 1:-1, 1:-1]
+    )  # fmt: skip
+    expected = laplacian.abs().mean(dim=(-3, -2, -1))
+    torch.testing.assert_close(frame_detail(frames), expected)
+    flat = torch.full((4, 3, 8, 8), 0.3)
+    assert frame_detail(flat).abs().max() < 1e-6  # a flat (or smoothly lit) frame has none
+
+
+def test_detail_distance_is_the_squared_log_ratio_and_pulls_grain_down() -> None:
+    real = torch.randn(2, 4, 3, 8, 8)
+    assert detail_distance(real, real).item() == pytest.approx(0.0, abs=1e-10)
+    doubled = detail_distance(2 * real, real, eps=0.0)
+    assert doubled.item() == pytest.approx(torch.log(torch.tensor(2.0)).item() ** 2, rel=1e-5)
+    grainy = (2 * real).requires_grad_()
+    detail_distance(grainy, real).backward()
+    step = grainy.detach() - 0.05 * grainy.grad
+    assert detail_distance(step, real) < detail_distance(grainy.detach(), real)

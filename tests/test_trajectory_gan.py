@@ -16,7 +16,7 @@ from sgvideo.audio import MelSettings
 from sgvideo.checkpoints.trajectory import load_trajectory_checkpoint
 from sgvideo.lit.trajectory import TrajectoryGAN
 from sgvideo.lit.trajectory_support import restarted
-from sgvideo.losses import layout_distance, motion_matching_loss
+from sgvideo.losses import detail_distance, layout_distance, motion_matching_loss
 from sgvideo.models.clip_model import clip_image_embed, clip_text_embed, prompts_for
 from sgvideo.models.inversion_encoder import (
     ENCODER_CONFIG_KEY,
@@ -331,13 +331,16 @@ def test_restarts_take_another_clips_start_latent() -> None:
     torch.testing.assert_close(restarted(w0[:1], 1.0), w0[:1])  # nothing else to start from
 
 
-def test_layout_and_motion_terms_compare_each_clip_with_its_real_clip(paths) -> None:
-    model = TrajectoryGAN(**model_kwargs(paths, layout_weight=2.0, motion_weight=0.5))
+def test_layout_detail_and_motion_terms_compare_each_clip_with_its_real_clip(paths) -> None:
+    model = TrajectoryGAN(
+        **model_kwargs(paths, layout_weight=2.0, detail_weight=3.0, motion_weight=0.5)
+    )
     batch = next(iter(loader(paths, n=2)))
     fake, w, w_a, w0, mel = model._generate(batch)
     terms = model._generator_terms(fake, batch["frames"], w, w_a, w0, mel, all_terms=False)
-    assert terms["layout"][0] == 2.0 and terms["motion"][0] == 0.5
+    assert terms["layout"][0] == 2.0 and terms["motion"][0] == 0.5 and terms["detail"][0] == 3.0
     torch.testing.assert_close(terms["layout"][1], layout_distance(fake, batch["frames"], 8))
+    torch.testing.assert_close(terms["detail"][1], detail_distance(fake, batch["frames"]))
     torch.testing.assert_close(terms["motion"][1], motion_matching_loss(fake, batch["frames"]))
     terms["motion"][1].backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.trajectory.parameters())

@@ -30,6 +30,7 @@ from sgvideo.lit.mixins import FrozenEvalMixin, RngStateMixin
 from sgvideo.lit.trajectory_support import check_inversion, restarted
 from sgvideo.losses import (
     cosine_distance,
+    detail_distance,
     layout_distance,
     lsgan_d_loss,
     lsgan_g_loss,
@@ -64,11 +65,14 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         + clip * mean_t [1 - cos(CLIP(frame_t), A(audio_t))]
         + latent * |w^t - w_a^t|^2 + anchor * |w^t - w^0|^2 + smooth * |w^t - w^{t-1}|^2
         + layout * mean_t layout_distance(frame_t, real frame_t)
+        + detail * mean_t detail_distance(frame_t, real frame_t)
         + motion * motion_matching_loss(generated clip, real clip)
 
     (squared terms are means over batch, frames and W+ entries; the layout term compares
     `layout_size`-pixel thumbnails of each frame and its paired real frame, so a flash, a flare
-    or a brighter sky lands on the frame whose sound brought it; the motion term makes the
+    or a brighter sky lands on the frame whose sound brought it; the detail term matches each
+    frame's fine detail, its mean |Laplacian|, to its real frame's in log ratio, so that motion
+    is not bought with grain the real scene lacks; the motion term makes the
     frames that change most in the paired real clip the ones that change most in the
     generated clip). The start latent w^0 is the first window's sound latent
     (`init="audio"`) or, with `init="text"`, the authors' CLIP choice: among
@@ -105,7 +109,8 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             the loudness without moving the scene.
         init, text_init_samples, text_template, truncation, seed: the start latent w^0.
         adv_image_weight, adv_video_weight, clip_weight, latent_weight, anchor_weight,
-            smooth_weight, layout_weight, motion_weight: loss weights (see above).
+            smooth_weight, layout_weight, detail_weight, motion_weight: loss weights (see
+            above).
         layout_size: side of the thumbnails the layout term compares.
         restart_prob: chance that a training clip starts from another clip's start latent.
         image_d_channels, video_d_channels: discriminator widths.
@@ -150,6 +155,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         smooth_weight: float = 0.0,
         layout_weight: float = 0.0,
         layout_size: int = 8,
+        detail_weight: float = 0.0,
         motion_weight: float = 1.0,
         restart_prob: float = 0.0,
         image_d_channels: int = 64,
@@ -358,6 +364,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             "anchor": self.anchor_weight,
             "smooth": hp.smooth_weight if w.shape[1] > 1 else 0.0,
             "layout": hp.layout_weight,
+            "detail": hp.detail_weight,
             "motion": hp.motion_weight if w.shape[1] > 2 else 0.0,
         }
         wanted = {name for name, weight in weights.items() if weight or all_terms}
@@ -379,6 +386,8 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             terms["smooth"] = F.mse_loss(w[:, 1:], w[:, :-1])
         if "layout" in wanted:
             terms["layout"] = layout_distance(fake, real, hp.layout_size)
+        if "detail" in wanted:
+            terms["detail"] = detail_distance(fake, real)
         if "motion" in wanted and w.shape[1] > 2:
             terms["motion"] = motion_matching_loss(fake, real)
         return {name: (weights[name], value) for name, value in terms.items()}
