@@ -16,3 +16,12 @@ pytest_plugins = ["tests.fixtures.data", "tests.fixtures.models", "tests.fixture
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def one_thread():
+    """For tiny tensors: a second thread only waits on a core another process may be using."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,13 +21,7 @@ from sgvideo.models.stylegan2 import Generator
 BENCH_MODULES = bench.run._modules([])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Demo-sized tensors: a second thread only waits on a core another process may be using."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _positive(value: float) -> bool:

@@ -24,6 +24,7 @@ from sgvideo.models.inversion_encoder import (
     load_inversion_encoder,
 )
 from sgvideo.models.stylegan2_layers import NoiseInjection
+from sgvideo.models.trajectory import TrajectoryGenerator
 from tests.fixtures.stages import quiet_trainer, two_rank_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -207,19 +208,31 @@ def test_resume_from_last_equals_uninterrupted_run(paths, tmp_path) -> None:
         torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=key)
 
 
-def test_orbit_trains_and_is_rebuilt_from_its_checkpoint(paths, tmp_path) -> None:
-    """The sound-paced circles learn (axes, loudness gains, paces move) and a checkpoint
-    rebuilds the same net, which gives the LightningModule's latents."""
+def fit_two_steps(
+    paths: dict, tmp_path: Path, learned: tuple[str, ...], **options
+) -> tuple[TrajectoryGAN, TrajectoryGenerator]:
+    """Two training steps with `options`; the `learned` weights must move. Returns the model
+    and the trajectory net rebuilt from the run's checkpoint."""
     L.seed_everything(0)
-    model = TrajectoryGAN(**model_kwargs(paths, orbit=True, orbit_radius=0.2, orbit_memory=5))
+    model = TrajectoryGAN(**model_kwargs(paths, **options))
     before = trained_state(model)
     fit = trainer(tmp_path, max_steps=2)
     fit.fit(model, loader(paths, n=2))
     after = trained_state(model)
-    for key in ("trajectory.orbit_axes.coarse", "trajectory.orbit_loudness.weight"):
+    for key in learned:
         assert not torch.equal(before[key], after[key]), key
-    fit.save_checkpoint(tmp_path / "orbit.ckpt")
-    net, _ = load_trajectory_checkpoint(tmp_path / "orbit.ckpt")
+    fit.save_checkpoint(tmp_path / "two_steps.ckpt")
+    net, _ = load_trajectory_checkpoint(tmp_path / "two_steps.ckpt")
+    return model, net
+
+
+def test_orbit_trains_and_is_rebuilt_from_its_checkpoint(paths, tmp_path) -> None:
+    """The sound-paced circles learn (axes, loudness gains, paces move) and a checkpoint
+    rebuilds the same net, which gives the LightningModule's latents."""
+    learned = ("trajectory.orbit_axes.coarse", "trajectory.orbit_loudness.weight")
+    model, net = fit_two_steps(
+        paths, tmp_path, learned, orbit=True, orbit_radius=0.2, orbit_memory=5
+    )
     assert net.orbit and net.orbit_radius == 0.2 and net.orbit_memory == 5
     batch = next(iter(loader(paths, n=2)))
     with torch.no_grad():
@@ -231,16 +244,8 @@ def test_orbit_trains_and_is_rebuilt_from_its_checkpoint(paths, tmp_path) -> Non
 
 
 def test_noise_drift_trains_and_is_rebuilt_from_its_checkpoint(paths, tmp_path) -> None:
-    L.seed_everything(0)
-    model = TrajectoryGAN(**model_kwargs(paths, noise_drift=True, motion_weight=1.0))
-    before = trained_state(model)
-    fit = trainer(tmp_path, max_steps=2)
-    fit.fit(model, loader(paths, n=2))
-    after = trained_state(model)
-    for key in ("trajectory.noise_drift.loudness.weight", "trajectory.noise_drift.loudness.bias"):
-        assert not torch.equal(before[key], after[key]), key
-    fit.save_checkpoint(tmp_path / "drift.ckpt")
-    net, _ = load_trajectory_checkpoint(tmp_path / "drift.ckpt")
+    learned = ("trajectory.noise_drift.loudness.weight", "trajectory.noise_drift.loudness.bias")
+    model, net = fit_two_steps(paths, tmp_path, learned, noise_drift=True, motion_weight=1.0)
     batch = next(iter(loader(paths, n=2)))
     features = model.frame_features(batch["audio"])
     with torch.no_grad():
