@@ -64,6 +64,11 @@ def test_the_speed_follows_a_power_of_the_amplitude_below_the_cap_and_offsets_su
     expected = torch.tensor([1.0, -2.0])[:, None] + torch.cumsum(drift.speed(audio), dim=1)
     torch.testing.assert_close(offsets, expected)
     assert (offsets[:, 1:] > offsets[:, :-1]).all()  # the noise only moves on
+    from_the_start = drift.offsets(audio)  # the first step stays put, then the same steps
+    torch.testing.assert_close(from_the_start[:, 0], torch.zeros(2))
+    torch.testing.assert_close(
+        from_the_start[:, 1:] - from_the_start[:, :1], offsets[:, 1:] - offsets[:, :1]
+    )
     with pytest.raises(ValueError, match="audio_dim must be >= 1"):
         NoiseDrift(0)
 

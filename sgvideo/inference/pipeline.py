@@ -208,7 +208,7 @@ class SoundToVideo:
     @torch.no_grad()
     def _keyframe_offsets(self, drift: NoiseDrift, wave: Tensor) -> Iterator[Tensor]:
         rate = self.step_rate
-        start = torch.zeros((), device=self.device)
+        start = None
         for first, stop in self._chunks(self.frame_count(wave.shape[-1], rate)):
             offsets = drift.offsets(self.frame_features(wave, rate, first, stop - first), start)
             start = offsets[-1]

@@ -4,7 +4,7 @@ The synthesis network adds a fixed per-pixel noise image at every layer; it draw
 detail (ripples, raindrops, blades of grass, embers). Here those images scroll down the frame,
 each frame's offset the running sum of a speed that the frame's audio sets:
 
-    y^t = y^{t-1} + s_max sigmoid(k . audio_t + b),   y^{-1} = 0   (output pixels),
+    y^t = y^{t-1} + s_max sigmoid(k . audio_t + b),   y^0 = 0   (output pixels),
 
 with k and b learned (stage 2's motion term fits them to the real clips' motion), k starting at
 the gain that makes the speed grow as the cube of the frame's amplitude below s_max (the features
@@ -14,7 +14,8 @@ and 0.14, starting with the cube 0.25 and 0.23; loudness-motion sync 0.72 to 0.7
 
 A translated white-noise image has the same statistics as the original, so every frame is still a
 sample of the prior at the same W+ latent: the drift moves the texture, never the scene. Frames
-between trajectory steps take the linearly interpolated offset, like their latents.
+between trajectory steps take the linearly interpolated offset, like their latents. The first
+frame's noise is not moved, so a video starts exactly at its start image.
 """
 
 from __future__ import annotations
@@ -51,10 +52,14 @@ class NoiseDrift(nn.Module):
             z = self.loudness(audio.to(self.loudness.weight.dtype))
         return MAX_DRIFT_SPEED * torch.sigmoid(z[..., 0])
 
-    def offsets(self, audio: Tensor, start: Tensor | float = 0.0) -> Tensor:
-        """Each step's offset "b t" from its audio features "b t audio_dim": `start` (the offset
-        before the first step, "b" or a number) plus the running sum of the speeds."""
-        return torch.cumsum(self.speed(audio), dim=-1) + torch.as_tensor(start)[..., None]
+    def offsets(self, audio: Tensor, start: Tensor | None = None) -> Tensor:
+        """Each step's offset "b t" from its audio features "b t audio_dim": the running sum of
+        the speeds after `start`, the offset of the step before ("b" or a number), or from 0 at
+        the sound's first step (None), which therefore does not move."""
+        moved = torch.cumsum(self.speed(audio), dim=-1)
+        if start is None:
+            return moved - moved[..., :1]
+        return moved + torch.as_tensor(start)[..., None]
 
 
 def shift_noise(noise: Tensor, offset: Tensor, size: int) -> Tensor:
