@@ -145,7 +145,6 @@ MEMORY_CHILD = """
 import resource, sys, tempfile, torch
 from pathlib import Path
 from bench.bench_generate import DEMO, FPS, pipeline, sound
-from sgvideo.audio import MelSettings
 from sgvideo.generate import render_video
 pipe = pipeline(DEMO)
 seconds = float(sys.argv[1])
