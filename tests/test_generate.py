@@ -39,9 +39,10 @@ def tiny_pipeline(
     step_seconds: float = 0.25,
     audio_features: bool = True,
     noise_drift: bool = False,
+    scene_pan: bool = False,
 ) -> SoundToVideo:
     """A seeded random pipeline (tiny generator, encoder with non-zero heads, tiny GRUs; with
-    `noise_drift`, noise inputs that draw part of the picture)."""
+    `noise_drift`, noise inputs that draw part of the picture; `scene_pan` pans the scene)."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
         generator = Generator(
@@ -61,6 +62,7 @@ def tiny_pipeline(
             audio_dim=32 if audio_features else 0,
             noise_dim=noise_dim,
             noise_drift=noise_drift,
+            scene_pan=scene_pan,
         )
         for head in trajectory.heads.values():
             torch.nn.init.normal_(head.weight, std=0.05)
@@ -179,27 +181,33 @@ def test_frames_do_not_depend_on_the_chunk_size() -> None:
     torch.testing.assert_close(frames[0], frames[1], atol=1e-4, rtol=1e-4)
 
 
-def test_noise_offsets_sum_each_steps_speed_across_chunks_and_interpolate_at_frames() -> None:
+SCROLLS = {"noise_drift": "noise_offsets", "scene_pan": "pan_offsets"}
+
+
+@pytest.mark.parametrize("scroll", SCROLLS)
+def test_offsets_sum_each_steps_speed_across_chunks_and_interpolate_at_frames(scroll: str) -> None:
     wave = noise_wave(1.5)
-    pipeline = tiny_pipeline(batch_size=2, noise_drift=True)
+    pipeline = tiny_pipeline(batch_size=2, **{scroll: True})
+    offsets = getattr(pipeline, SCROLLS[scroll])
     rate = pipeline.step_rate
     steps = pipeline.frame_count(wave.shape[-1], rate)
     features = pipeline.frame_features(wave, rate, 0, steps)
     with torch.no_grad():
-        expected = pipeline.trajectory.noise_drift.offsets(features[None])[0]
-    torch.testing.assert_close(cat(pipeline.noise_offsets(wave, rate)), expected)
-    fast = cat(pipeline.noise_offsets(wave, 3 * rate))
+        expected = getattr(pipeline.trajectory, scroll).offsets(features[None])[0]
+    torch.testing.assert_close(cat(offsets(wave, rate)), expected)
+    fast = cat(offsets(wave, 3 * rate))
     torch.testing.assert_close(fast[1::3][:steps], expected)
     torch.testing.assert_close(fast[2], expected[0] + (expected[1] - expected[0]) / 3)
-    louder = cat(pipeline.noise_offsets(3 * wave, rate))
+    louder = cat(offsets(3 * wave, rate))
     assert (louder[1:] - louder[:-1] > expected[1:] - expected[:-1]).all()  # louder: faster
 
 
-def test_drifting_frames_do_not_depend_on_the_chunk_size_and_move_the_noise() -> None:
+@pytest.mark.parametrize("scroll", SCROLLS)
+def test_scrolled_frames_do_not_depend_on_the_chunk_size_and_move(scroll: str) -> None:
     wave, fps = noise_wave(0.7), 10.0
     frames = []
     for batch_size in (2, 5):
-        pipeline = tiny_pipeline(batch_size=batch_size, noise_drift=True)
+        pipeline = tiny_pipeline(batch_size=batch_size, **{scroll: True})
         frames.append(cat(pipeline.frames(wave, fps, pipeline.audio_latent(wave, fps))))
     torch.testing.assert_close(frames[0], frames[1], atol=1e-4, rtol=1e-4)
     w0 = pipeline.audio_latent(wave, fps)
@@ -207,8 +215,9 @@ def test_drifting_frames_do_not_depend_on_the_chunk_size_and_move_the_noise() ->
         still = torch.cat(
             [pipeline.generator.synthesis(w) for w in pipeline.latents(wave, fps, w0)]
         )
+    torch.testing.assert_close(frames[1][0], still[0])  # the first frame is not moved
     assert (frames[1] - still)[1:].abs().mean() > 1e-3
-    assert all(chunk is None for chunk in tiny_pipeline().noise_offsets(wave, fps))
+    assert all(chunk is None for chunk in getattr(tiny_pipeline(), SCROLLS[scroll])(wave, fps))
 
 
 def test_mismatched_parts_are_refused() -> None:

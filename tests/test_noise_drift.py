@@ -1,5 +1,5 @@
-"""The sound-paced noise drift: the shift itself, the speed the sound sets, the generator's
-scrolled noise and the trajectory net that carries it."""
+"""The sound-paced noise drift and scene pan: the shifts themselves, the speed the sound sets,
+the generator's scrolled noise and panned scene, and the trajectory net that carries them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from torch.autograd import gradcheck
 from sgvideo.models.noise_drift import (
     DRIFT_AMPLITUDE_POWER,
     MAX_DRIFT_SPEED,
-    NoiseDrift,
+    PacedScroll,
+    pan_features,
     shift_noise,
 )
 from sgvideo.models.stylegan2 import Generator
@@ -29,6 +30,13 @@ def test_whole_pixel_offsets_roll_the_rows(rows: int) -> None:
     assert shifted.shape == (4, 1, rows, rows)
     for image, rolled in zip(shifted, (0, 1, 3, -1), strict=True):
         torch.testing.assert_close(image, torch.roll(noise[0], rolled, dims=-2), atol=1e-5, rtol=0)
+
+
+def test_whole_pixel_pans_roll_the_columns_of_every_image_by_its_own_offset() -> None:
+    features = torch.randn(3, 5, 8, 8)
+    panned = pan_features(features, torch.tensor([0.0, 4.0, -8.0]), size=32)  # 4 px a column
+    for image, feature, columns in zip(panned, features, (0, 1, -2), strict=True):
+        torch.testing.assert_close(image, torch.roll(feature, columns, dims=-1), atol=1e-5, rtol=0)
 
 
 def test_fractional_offsets_move_smooth_images_exactly_and_keep_white_noise_statistics() -> None:
@@ -51,7 +59,7 @@ def test_the_shift_is_differentiable_in_the_offset() -> None:
 
 
 def test_the_speed_follows_a_power_of_the_amplitude_below_the_cap_and_offsets_sum_it() -> None:
-    drift = NoiseDrift(audio_dim=4)
+    drift = PacedScroll(audio_dim=4)
     quiet, louder = torch.full((4,), 0.0), torch.full((4,), 0.125)  # 10 dB apart (dB / 80)
     ratio = drift.speed(louder) / drift.speed(quiet)
     expected = 10 ** (DRIFT_AMPLITUDE_POWER / 2)  # the amplitude x 10^(1/2), to that power
@@ -70,7 +78,7 @@ def test_the_speed_follows_a_power_of_the_amplitude_below_the_cap_and_offsets_su
         from_the_start[:, 1:] - from_the_start[:, :1], offsets[:, 1:] - offsets[:, :1]
     )
     with pytest.raises(ValueError, match="audio_dim must be >= 1"):
-        NoiseDrift(0)
+        PacedScroll(0)
 
 
 def test_generator_scrolls_its_noise_and_a_whole_turn_is_the_still_image() -> None:
@@ -92,9 +100,27 @@ def test_generator_scrolls_its_noise_and_a_whole_turn_is_the_still_image() -> No
         generator.synthesis(w, noise_offset=torch.zeros(2))
 
 
-def test_trajectory_net_carries_the_drift_in_its_config() -> None:
+def test_generator_pans_its_scene_and_a_whole_turn_is_the_still_image() -> None:
+    torch.manual_seed(0)
+    generator = Generator(16, style_dim=16, n_mlp=1, channel_multiplier=1, channel_max=16)
+    w = generator.mean_latent(16).expand(3, generator.n_latent, 16).clone()
+    with torch.no_grad():
+        still = generator.synthesis(w)
+        same = generator.synthesis(w, pan_offset=torch.tensor([0.0, 16.0, -16.0]))
+        moved = generator.synthesis(w, pan_offset=torch.tensor([2.0, 4.0, 8.0]))
+    torch.testing.assert_close(same, still, atol=1e-4, rtol=0)
+    assert (moved - still).abs().mean() > 1e-2
+    # the 8 px features move as a whole: the picture's column means travel with the pan
+    columns = lambda x: x.mean(dim=(1, 2))
+    travelled = columns(moved)[2]  # 8 px right: half a turn
+    assert torch.corrcoef(torch.stack([travelled, torch.roll(columns(still)[2], 8)]))[0, 1] > 0.7
+    with pytest.raises(ValueError, match=r"one per image \(3\)"):
+        generator.synthesis(w, pan_offset=torch.zeros(2))
+
+
+def test_trajectory_net_carries_the_drift_and_the_pan_in_its_config() -> None:
     net = TrajectoryGenerator(4, 8, hidden=8, num_layers=1, audio_dim=6, noise_drift=True)
-    assert isinstance(net.noise_drift, NoiseDrift)
+    assert isinstance(net.noise_drift, PacedScroll)
     assert net.config["noise_drift"] is True
     rebuilt = TrajectoryGenerator(**net.config)
     rebuilt.load_state_dict(net.state_dict())
@@ -102,6 +128,13 @@ def test_trajectory_net_carries_the_drift_in_its_config() -> None:
     assert TrajectoryGenerator(4, 8, hidden=8, num_layers=1, audio_dim=6).noise_drift is None
     with pytest.raises(ValueError, match="noise_drift needs audio features"):
         TrajectoryGenerator(4, 8, hidden=8, num_layers=1, audio_dim=0, noise_drift=True)
+    panning = TrajectoryGenerator(4, 8, hidden=8, num_layers=1, audio_dim=6, scene_pan=True)
+    assert isinstance(panning.scene_pan, PacedScroll) and panning.noise_drift is None
+    assert panning.config["scene_pan"] is True and net.config["scene_pan"] is False
+    TrajectoryGenerator(**panning.config).load_state_dict(panning.state_dict())
+    assert "scene_pan.loudness.weight" in panning.state_dict()
+    with pytest.raises(ValueError, match="scene_pan needs audio features"):
+        TrajectoryGenerator(4, 8, hidden=8, num_layers=1, audio_dim=0, scene_pan=True)
 
 
 @pytest.mark.cuda

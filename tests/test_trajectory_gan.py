@@ -243,14 +243,16 @@ def test_orbit_trains_and_is_rebuilt_from_its_checkpoint(paths, tmp_path) -> Non
         )
 
 
-def test_noise_drift_trains_and_is_rebuilt_from_its_checkpoint(paths, tmp_path) -> None:
-    learned = ("trajectory.noise_drift.loudness.weight", "trajectory.noise_drift.loudness.bias")
-    model, net = fit_two_steps(paths, tmp_path, learned, noise_drift=True, motion_weight=1.0)
+@pytest.mark.parametrize("scroll", ["noise_drift", "scene_pan"])
+def test_scrolls_train_and_are_rebuilt_from_their_checkpoint(paths, tmp_path, scroll) -> None:
+    learned = (f"trajectory.{scroll}.loudness.weight", f"trajectory.{scroll}.loudness.bias")
+    model, net = fit_two_steps(paths, tmp_path, learned, **{scroll: True}, motion_weight=1.0)
     batch = next(iter(loader(paths, n=2)))
     features = model.frame_features(batch["audio"])
     with torch.no_grad():
         torch.testing.assert_close(
-            net.noise_drift.offsets(features), model.trajectory.noise_drift.offsets(features)
+            getattr(net, scroll).offsets(features),
+            getattr(model.trajectory, scroll).offsets(features),
         )
 
 
@@ -351,9 +353,9 @@ def test_layout_detail_and_motion_terms_compare_each_clip_with_its_real_clip(pat
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.trajectory.parameters())
 
 
-@pytest.mark.parametrize("noise_drift", [False, True])
-def test_activation_checkpointing_gives_the_same_gradients(paths, noise_drift: bool) -> None:
-    model = TrajectoryGAN(**model_kwargs(paths, noise_drift=noise_drift))
+@pytest.mark.parametrize("scrolls", [False, True])
+def test_activation_checkpointing_gives_the_same_gradients(paths, scrolls: bool) -> None:
+    model = TrajectoryGAN(**model_kwargs(paths, noise_drift=scrolls, scene_pan=scrolls))
     for module in model.generator.modules():
         if isinstance(module, NoiseInjection):  # noise that draws part of the picture
             module.weight.data.fill_(0.5)
@@ -363,9 +365,12 @@ def test_activation_checkpointing_gives_the_same_gradients(paths, noise_drift: b
         model.hparams.checkpoint_synthesis = enabled
         model.trajectory.zero_grad(set_to_none=True)
         w = model(batch["waveform"], batch["audio"], batch["category"])
-        drift = model.trajectory.noise_drift
-        offsets = None if drift is None else drift.offsets(model.frame_features(batch["audio"]))
-        model.synthesize(w, offsets).square().mean().backward()
+        features = model.frame_features(batch["audio"])
+        offsets = [
+            None if scroll is None else scroll.offsets(features)
+            for scroll in (model.trajectory.noise_drift, model.trajectory.scene_pan)
+        ]
+        model.synthesize(w, *offsets).square().mean().backward()
         grads.append([p.grad.clone() for p in model.trajectory.parameters()])
     for plain, checkpointed in zip(*grads, strict=True):
         torch.testing.assert_close(checkpointed, plain)

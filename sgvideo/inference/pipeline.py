@@ -16,7 +16,8 @@ carried from chunk to chunk, which equals `TrajectoryGenerator.rollout` over the
 Each video frame takes the latent interpolated at its timestamp, so a video at the training
 rate is the trajectory itself. A net with `noise_drift` also scrolls the generator's noise images:
 their offsets are summed step by step from the same audio features (carried from chunk to
-chunk) and interpolated at each frame's timestamp like the latents.
+chunk) and interpolated at each frame's timestamp like the latents; one with `scene_pan` pans
+the scene the same way.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from sgvideo.checkpoints.trajectory import load_trajectory_checkpoint
 from sgvideo.inference.media import seeded
 from sgvideo.inference.sound import ExponentialSmoother, SoundInverter
 from sgvideo.models.inversion_encoder import load_inversion_encoder
-from sgvideo.models.noise_drift import NoiseDrift
+from sgvideo.models.noise_drift import PacedScroll
 from sgvideo.models.stylegan2 import Generator
 from sgvideo.models.trajectory import TrajectoryGenerator, frame_audio_features
 
@@ -194,23 +195,31 @@ class SoundToVideo:
             weight = (position - lower).float().to(self.device)
             yield torch.lerp(low, high, weight.reshape(-1, *[1] * (low.ndim - 1)))
 
-    @torch.no_grad()
     def noise_offsets(self, wave: Tensor, fps: float) -> Iterator[Tensor | None]:
         """The generator's noise offsets "t" at each video frame (`noise_drift`), chunk by
         chunk like `raw_latents`; None for each chunk of a net without the drift."""
-        drift = self.trajectory.noise_drift
-        if drift is None:
+        return self._offsets_at_frames(self.trajectory.noise_drift, wave, fps)
+
+    def pan_offsets(self, wave: Tensor, fps: float) -> Iterator[Tensor | None]:
+        """The scene's pan offsets "t" at each video frame (`scene_pan`), as `noise_offsets`."""
+        return self._offsets_at_frames(self.trajectory.scene_pan, wave, fps)
+
+    @torch.no_grad()
+    def _offsets_at_frames(
+        self, scroll: PacedScroll | None, wave: Tensor, fps: float
+    ) -> Iterator[Tensor | None]:
+        if scroll is None:
             for _ in self._chunks(self.frame_count(wave.shape[-1], fps)):
                 yield None
             return
-        yield from self._at_frames(self._keyframe_offsets(drift, wave), wave, fps)
+        yield from self._at_frames(self._keyframe_offsets(scroll, wave), wave, fps)
 
     @torch.no_grad()
-    def _keyframe_offsets(self, drift: NoiseDrift, wave: Tensor) -> Iterator[Tensor]:
+    def _keyframe_offsets(self, scroll: PacedScroll, wave: Tensor) -> Iterator[Tensor]:
         rate = self.step_rate
         start = None
         for first, stop in self._chunks(self.frame_count(wave.shape[-1], rate)):
-            offsets = drift.offsets(self.frame_features(wave, rate, first, stop - first), start)
+            offsets = scroll.offsets(self.frame_features(wave, rate, first, stop - first), start)
             start = offsets[-1]
             yield offsets
 
@@ -269,8 +278,9 @@ class SoundToVideo:
         `generate_video` and `__call__` do) for repeatable frames.
         """
         latents = self.latents(wave, fps, w0, seed, smoothing)
-        for w, offsets in zip(latents, self.noise_offsets(wave, fps), strict=True):
-            yield self.generator.synthesis(w, self.noise_mode, offsets)
+        offsets = zip(self.noise_offsets(wave, fps), self.pan_offsets(wave, fps), strict=True)
+        for w, (noise, pan) in zip(latents, offsets, strict=True):
+            yield self.generator.synthesis(w, self.noise_mode, noise, pan)
 
     def __call__(
         self,

@@ -107,6 +107,9 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         noise_drift: scroll the generator's noise images at a speed each frame's audio sets
             (`sgvideo.models.noise_drift`; needs audio_features): fine texture that moves with
             the loudness without moving the scene.
+        scene_pan: pan the generator's coarse features sideways at a speed each frame's audio
+            sets (needs audio_features): the whole scene moves, as clouds do in the wind; the
+            layout term keeps it where the real scene stays put.
         init, text_init_samples, text_template, truncation, seed: the start latent w^0.
         adv_image_weight, adv_video_weight, clip_weight, latent_weight, anchor_weight,
             smooth_weight, layout_weight, detail_weight, motion_weight: loss weights (see
@@ -143,6 +146,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         orbit_radius: float = 0.15,
         orbit_memory: float = 15.0,
         noise_drift: bool = False,
+        scene_pan: bool = False,
         init: Literal["audio", "text"] = "audio",
         text_init_samples: int = 128,
         text_template: str = "a photo of {}",
@@ -207,6 +211,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             orbit_radius=orbit_radius,
             orbit_memory=orbit_memory,
             noise_drift=noise_drift,
+            scene_pan=scene_pan,
         )
         size = self.generator.size
         self.image_d = ImageDiscriminator(size, channels=image_d_channels)
@@ -297,25 +302,30 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             )
         return self.start_latents[category]
 
-    def synthesize(self, w: Tensor, noise_offsets: Tensor | None = None) -> Tensor:
-        """Latents "b t n s" (and the noise images' offsets "b t", `noise_drift`) -> frames
-        "b t 3 h w".
+    def synthesize(
+        self, w: Tensor, noise_offsets: Tensor | None = None, pan_offsets: Tensor | None = None
+    ) -> Tensor:
+        """Latents "b t n s" (and the offsets "b t" of the noise images, `noise_drift`, and of
+        the panned scene, `scene_pan`) -> frames "b t 3 h w".
 
         With `checkpoint_synthesis`, each time step's synthesis is recomputed in the backward
         pass instead of keeping its activations, so only one step's activations live at once.
         """
         mode = self.hparams.noise_mode
         if self.hparams.checkpoint_synthesis and torch.is_grad_enabled():
-            offsets = [None] * w.shape[1] if noise_offsets is None else noise_offsets.unbind(1)
+            steps = lambda x: [None] * w.shape[1] if x is None else x.unbind(1)
             frames = [
-                checkpoint(self.generator.synthesis, w_t, mode, offset, use_reentrant=False)
-                for w_t, offset in zip(w.unbind(dim=1), offsets, strict=True)
+                checkpoint(self.generator.synthesis, w_t, mode, noise, pan, use_reentrant=False)
+                for w_t, noise, pan in zip(
+                    w.unbind(dim=1), steps(noise_offsets), steps(pan_offsets), strict=True
+                )
             ]
             return torch.stack(frames, dim=1)
-        if noise_offsets is not None:
-            noise_offsets = rearrange(noise_offsets, "b t -> (b t)")
-        flat = self.generator.synthesis(rearrange(w, "b t n s -> (b t) n s"), mode, noise_offsets)
-        return rearrange(flat, "(b t) c h w -> b t c h w", b=w.shape[0])
+        flat = lambda x: None if x is None else rearrange(x, "b t -> (b t)")
+        frames = self.generator.synthesis(
+            rearrange(w, "b t n s -> (b t) n s"), mode, flat(noise_offsets), flat(pan_offsets)
+        )
+        return rearrange(frames, "(b t) c h w -> b t c h w", b=w.shape[0])
 
     def forward(self, waveform: Tensor, audio: Tensor, category: Tensor) -> Tensor:
         """The clip's sound "b samples", each frame's segment "b t samples" and the category
@@ -400,9 +410,11 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             w0 = restarted(w0, restart_prob)
         features = self.frame_features(audio)
         w = self.trajectory(w0, w_a, features)
-        drift = self.trajectory.noise_drift
-        offsets = None if drift is None else drift.offsets(features)
-        return self.synthesize(w, offsets), w, w_a, w0, mel
+        offsets = [
+            None if scroll is None else scroll.offsets(features)
+            for scroll in (self.trajectory.noise_drift, self.trajectory.scene_pan)
+        ]
+        return self.synthesize(w, *offsets), w, w_a, w0, mel
 
     # ------------------------------------------------------------------ steps
 

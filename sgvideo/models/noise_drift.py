@@ -1,8 +1,9 @@
-"""Sound-paced drift of StyleGAN2's noise inputs: the fine detail moves as the sound is loud.
+"""Sound-paced scrolls of the generator: its noise images drift, its scene pans, as the sound is
+loud.
 
 The synthesis network adds a fixed per-pixel noise image at every layer; it draws the stochastic
-detail (ripples, raindrops, blades of grass, embers). Here those images scroll down the frame,
-each frame's offset the running sum of a speed that the frame's audio sets:
+detail (ripples, raindrops, blades of grass, embers). The noise drift scrolls those images down
+the frame, each frame's offset the running sum of a speed that the frame's audio sets:
 
     y^t = y^{t-1} + s_max sigmoid(k . audio_t + b),   y^0 = 0   (output pixels),
 
@@ -11,11 +12,18 @@ the gain that makes the speed grow as the cube of the frame's amplitude below s_
 are dB / 80): quiet moments stay nearly still and loud ones move fast, so the motion peaks where
 the sound does. (Two demo runs each: starting proportional to the amplitude gave AV-Align 0.19
 and 0.14, starting with the cube 0.25 and 0.23; loudness-motion sync 0.72 to 0.75 in all four.)
-
 A translated white-noise image has the same statistics as the original, so every frame is still a
-sample of the prior at the same W+ latent: the drift moves the texture, never the scene. Frames
-between trajectory steps take the linearly interpolated offset, like their latents. The first
-frame's noise is not moved, so a video starts exactly at its start image.
+sample of the prior at the same W+ latent: the drift moves the texture, never the scene.
+
+Smooth scenes (a sky with clouds) have little noise to move. The scene pan, a second scroll of
+the same form, moves the 8 px feature maps right instead (`pan_features`, applied by
+`Generator.synthesis`): the whole scene slides as one, wrapping around, and the finer layers draw
+their detail on it, as clouds cross a windy sky. Each scroll's k reads the audio features, so
+stage 2 learns which sounds pan and which do not (the layout term holds a still real scene, a
+fire's glow, in place).
+
+Frames between trajectory steps take the linearly interpolated offsets, like their latents. The
+first frame is not moved, so a video starts exactly at its start image.
 """
 
 from __future__ import annotations
@@ -34,8 +42,8 @@ DRIFT_GAIN_INIT = DRIFT_AMPLITUDE_POWER * 4 * math.log(10.0)
 DRIFT_BIAS_INIT = -math.log(3.0) - DRIFT_GAIN_INIT * 0.4
 
 
-class NoiseDrift(nn.Module):
-    """Audio features "... audio_dim" -> the noise images' scroll speed and offsets (pixels)."""
+class PacedScroll(nn.Module):
+    """Audio features "... audio_dim" -> a scroll's speed and offsets (output pixels)."""
 
     def __init__(self, audio_dim: int) -> None:
         super().__init__()
@@ -62,15 +70,29 @@ class NoiseDrift(nn.Module):
         return moved + torch.as_tensor(start)[..., None]
 
 
+def fourier_shift(x: Tensor, cells: Tensor, dim: int) -> Tensor:
+    """`x` "b ..." (or "1 ...", broadcast) circularly shifted along `dim` by `cells` "b" (toward
+    higher indices): fractional shifts by a phase shift of the spectrum, exact for whole cells,
+    differentiable in `cells`; the result keeps `x`'s statistics and dtype."""
+    length = x.shape[dim]
+    work = torch.promote_types(x.dtype, torch.float32)
+    cells = cells.to(work)
+    spectrum = torch.fft.rfft(x.to(work), dim=dim)
+    frequency = torch.fft.rfftfreq(length, device=x.device, dtype=work)
+    phase = torch.polar(torch.ones_like(cells)[:, None], -2 * math.pi * cells[:, None] * frequency)
+    view = [len(cells)] + [1] * (x.ndim - 1)
+    view[dim] = len(frequency)
+    shifted = torch.fft.irfft(spectrum * phase.reshape(view), n=length, dim=dim)
+    return shifted.to(x.dtype)
+
+
 def shift_noise(noise: Tensor, offset: Tensor, size: int) -> Tensor:
     """Noise images "1|b 1 r r" scrolled down by `offset` "b" pixels of a `size` px frame
-    ("b 1 r r"); a circular shift, fractional offsets by a phase shift of the rows' spectrum
-    (exact for whole pixels; the image's statistics stay those of the noise)."""
-    rows = noise.shape[-2]
-    work = torch.promote_types(noise.dtype, torch.float32)
-    shift = offset.to(work) * (rows / size)
-    spectrum = torch.fft.rfft(noise.to(work), dim=-2)  # "b 1 f r"
-    frequency = torch.fft.rfftfreq(rows, device=noise.device, dtype=work)
-    phase = torch.polar(torch.ones_like(shift)[:, None], -2 * math.pi * shift[:, None] * frequency)
-    shifted = torch.fft.irfft(spectrum * phase[:, None, :, None], n=rows, dim=-2)
-    return shifted.to(noise.dtype)
+    ("b 1 r r"); the image's statistics stay those of the noise."""
+    return fourier_shift(noise, offset * (noise.shape[-2] / size), dim=-2)
+
+
+def pan_features(features: Tensor, offset: Tensor, size: int) -> Tensor:
+    """Feature maps "b c r r" panned right by `offset` "b" pixels of a `size` px frame (wrapping
+    around: what leaves on the right comes back on the left)."""
+    return fourier_shift(features, offset * (features.shape[-1] / size), dim=-1)

@@ -16,7 +16,7 @@ import torch
 from einops import repeat
 from torch import Tensor, nn
 
-from sgvideo.models.noise_drift import shift_noise
+from sgvideo.models.noise_drift import pan_features, shift_noise
 from sgvideo.models.stylegan2_layers import (
     ConstantInput,
     ConvLayer,
@@ -35,6 +35,8 @@ BF16_MIN_RESOLUTION = 16
 NOISE_MODES = ("const", "random", "none")
 MODCONV_MODES = ("auto", "fused", "nonfused")
 PRECISIONS = ("fp32", "bf16")
+PAN_RESOLUTION = 8  # the features `synthesis` pans (every generator has them): the scene moves
+# as one and keeps its shape
 # Feature channels per resolution before the multiplier; resolutions >= 64 scale with it.
 _BASE_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
 
@@ -184,16 +186,27 @@ class Generator(nn.Module):
         return [shift_noise(n, offset, self.size) for n in stored]
 
     def synthesis(
-        self, w_plus: Tensor, noise_mode: str = "const", noise_offset: Tensor | None = None
+        self,
+        w_plus: Tensor,
+        noise_mode: str = "const",
+        noise_offset: Tensor | None = None,
+        pan_offset: Tensor | None = None,
     ) -> Tensor:
         """W+ "b n_latent style_dim" -> images "b 3 size size" in about [-1, 1]; `noise_offset`
-        "b" scrolls each image's noise inputs down by that many output pixels."""
+        "b" scrolls each image's noise inputs down by that many output pixels, `pan_offset` "b"
+        pans its 8 px features (and the picture drawn so far) right by that many output pixels
+        (`noise_drift.pan_features`): the whole scene moves, and the finer layers draw their
+        detail on it. (Panned at 4 px the scene deforms instead.)"""
         expected = (self.n_latent, self.style_dim)
         if w_plus.ndim != 3 or tuple(w_plus.shape[1:]) != expected:
             raise ValueError(
                 f"w_plus must be (batch, {expected[0]}, {expected[1]}), got {tuple(w_plus.shape)}"
             )
         batch = w_plus.shape[0]
+        if pan_offset is not None and pan_offset.shape != (batch,):
+            raise ValueError(
+                f"pan offsets must be one per image ({batch}), got {tuple(pan_offset.shape)}"
+            )
         noise = self.make_noise(noise_mode, batch, noise_offset)
         x = self.input(batch)
         if self.channels_last and x.device.type == "cpu":
@@ -209,6 +222,9 @@ class Generator(nn.Module):
                 x = up_conv(x, w_plus[:, i], noise[i])
                 x = conv(x, w_plus[:, i + 1], noise[i + 1])
                 skip = to_rgb(x, w_plus[:, i + 2], skip)
+            if pan_offset is not None and 2 ** (k + 3) == PAN_RESOLUTION:
+                x = pan_features(x, pan_offset, self.size)
+                skip = pan_features(skip, pan_offset, self.size)
         return skip.float() if self.precision == "bf16" else skip
 
     def forward(self, z: Tensor, truncation: float = 1.0, noise_mode: str = "const") -> Tensor:

@@ -39,9 +39,11 @@ whatever the recording's gain. k starts at the gain that makes exp(l) proportion
 amplitude (the features are dB / 80), so even the small swells of a steady wind change the speed;
 the GRU residuals then only need to add what the loop cannot (a flash, a flare).
 
-With `noise_drift`, the net also holds a `NoiseDrift` (`sgvideo.models.noise_drift`): the
+With `noise_drift`, the net also holds a `PacedScroll` (`sgvideo.models.noise_drift`): the
 generator's noise images scroll at a speed the frame's audio sets, so the fine texture moves with
 the loudness while the latents, and with them the scene, stay where the recurrence puts them.
+With `scene_pan`, a second `PacedScroll` pans the generator's coarse features sideways the same
+way (`Generator.synthesis`'s `pan_offset`): the whole scene moves, as clouds in the wind do.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from sgvideo.models.latents import style_groups
-from sgvideo.models.noise_drift import NoiseDrift
+from sgvideo.models.noise_drift import PacedScroll
 
 HEAD_INIT_SCALE = 1e-2
 MAX_PERSISTENCE = 0.95  # a < 1: some pull toward the sound latent always remains
@@ -103,8 +105,9 @@ class TrajectoryGenerator(nn.Module):
     `prime_steps` the rehearsals of frame 0's inputs that settle the GRU states, `orbit` adds
     the sound-paced loop of each group (module docstring; needs audio features), its axes
     starting about `orbit_radius` long in each W+ layer, its loudness level averaging about
-    `orbit_memory` steps. `noise_drift` adds a `NoiseDrift` (`self.noise_drift`, else None):
-    the offsets of the generator's noise images at each step, from the same audio features.
+    `orbit_memory` steps. `noise_drift` adds a `PacedScroll` (`self.noise_drift`, else None):
+    the offsets of the generator's noise images at each step, from the same audio features;
+    `scene_pan` a second one (`self.scene_pan`, else None), the offsets of its panned scene.
     """
 
     def __init__(
@@ -121,6 +124,7 @@ class TrajectoryGenerator(nn.Module):
         orbit_radius: float = 0.15,
         orbit_memory: float = 15.0,
         noise_drift: bool = False,
+        scene_pan: bool = False,
     ) -> None:
         super().__init__()
         self.n_latent = n_latent
@@ -139,9 +143,11 @@ class TrajectoryGenerator(nn.Module):
         if orbit_memory < 1:
             raise ValueError(f"orbit_memory must be at least 1 step, got {orbit_memory}")
         self.orbit_memory = orbit_memory
-        if noise_drift and audio_dim == 0:
-            raise ValueError("noise_drift needs audio features (audio_dim > 0): the sound sets it")
-        self.noise_drift = NoiseDrift(audio_dim) if noise_drift else None
+        for name, wanted in (("noise_drift", noise_drift), ("scene_pan", scene_pan)):
+            if wanted and audio_dim == 0:
+                raise ValueError(f"{name} needs audio features (audio_dim > 0): the sound sets it")
+        self.noise_drift = PacedScroll(audio_dim) if noise_drift else None
+        self.scene_pan = PacedScroll(audio_dim) if scene_pan else None
         self.groups = _as_slices(groups) if groups is not None else style_groups(n_latent)
         _check_partition(self.groups, n_latent)
         self.rnns = nn.ModuleDict()
@@ -192,6 +198,7 @@ class TrajectoryGenerator(nn.Module):
             orbit_radius=self.orbit_radius,
             orbit_memory=self.orbit_memory,
             noise_drift=self.noise_drift is not None,
+            scene_pan=self.scene_pan is not None,
         )
 
     def _check_latents(self, w: Tensor, name: str, pattern: str) -> None:
