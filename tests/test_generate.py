@@ -202,6 +202,24 @@ def test_offsets_sum_each_steps_speed_across_chunks_and_interpolate_at_frames(sc
     assert (louder[1:] - louder[:-1] > expected[1:] - expected[:-1]).all()  # louder: faster
 
 
+def test_both_scrolls_read_the_sound_once_and_give_each_its_own_offsets() -> None:
+    wave = noise_wave(1.5)
+    pipeline = tiny_pipeline(batch_size=2, noise_drift=True, scene_pan=True)
+    rate = pipeline.step_rate
+    features = pipeline.frame_features(wave, rate, 0, pipeline.frame_count(wave.shape[-1], rate))
+    calls = []
+    original = pipeline.frame_features
+    pipeline.frame_features = lambda *args: calls.append(args) or original(*args)
+    pairs = list(pipeline.scroll_offsets(wave, rate))
+    assert len(calls) == len(pairs)  # one read of each chunk's features for both scrolls
+    with torch.no_grad():
+        for column, scroll in enumerate(
+            (pipeline.trajectory.noise_drift, pipeline.trajectory.scene_pan)
+        ):
+            expected = scroll.offsets(features[None])[0]
+            torch.testing.assert_close(torch.cat([pair[column] for pair in pairs]), expected)
+
+
 @pytest.mark.parametrize("scroll", SCROLLS)
 def test_scrolled_frames_do_not_depend_on_the_chunk_size_and_move(scroll: str) -> None:
     wave, fps = noise_wave(0.7), 10.0

@@ -133,6 +133,10 @@ def test_trajectory_net_carries_the_drift_and_the_pan_in_its_config() -> None:
     assert panning.config["scene_pan"] is True and net.config["scene_pan"] is False
     TrajectoryGenerator(**panning.config).load_state_dict(panning.state_dict())
     assert "scene_pan.loudness.weight" in panning.state_dict()
+    audio = torch.randn(2, 5, 6) * 0.2
+    noise, pan = panning.scroll_offsets(audio)
+    assert noise is None
+    torch.testing.assert_close(pan, panning.scene_pan.offsets(audio))
     with pytest.raises(ValueError, match="scene_pan needs audio features"):
         TrajectoryGenerator(4, 8, hidden=8, num_layers=1, audio_dim=0, scene_pan=True)
 

@@ -365,11 +365,7 @@ def test_activation_checkpointing_gives_the_same_gradients(paths, scrolls: bool)
         model.hparams.checkpoint_synthesis = enabled
         model.trajectory.zero_grad(set_to_none=True)
         w = model(batch["waveform"], batch["audio"], batch["category"])
-        features = model.frame_features(batch["audio"])
-        offsets = [
-            None if scroll is None else scroll.offsets(features)
-            for scroll in (model.trajectory.noise_drift, model.trajectory.scene_pan)
-        ]
+        offsets = model.trajectory.scroll_offsets(model.frame_features(batch["audio"]))
         model.synthesize(w, *offsets).square().mean().backward()
         grads.append([p.grad.clone() for p in model.trajectory.parameters()])
     for plain, checkpointed in zip(*grads, strict=True):

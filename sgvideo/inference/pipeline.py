@@ -198,30 +198,39 @@ class SoundToVideo:
     def noise_offsets(self, wave: Tensor, fps: float) -> Iterator[Tensor | None]:
         """The generator's noise offsets "t" at each video frame (`noise_drift`), chunk by
         chunk like `raw_latents`; None for each chunk of a net without the drift."""
-        return self._offsets_at_frames(self.trajectory.noise_drift, wave, fps)
+        return (noise for noise, _ in self.scroll_offsets(wave, fps))
 
     def pan_offsets(self, wave: Tensor, fps: float) -> Iterator[Tensor | None]:
         """The scene's pan offsets "t" at each video frame (`scene_pan`), as `noise_offsets`."""
-        return self._offsets_at_frames(self.trajectory.scene_pan, wave, fps)
+        return (pan for _, pan in self.scroll_offsets(wave, fps))
 
     @torch.no_grad()
-    def _offsets_at_frames(
-        self, scroll: PacedScroll | None, wave: Tensor, fps: float
-    ) -> Iterator[Tensor | None]:
-        if scroll is None:
+    def scroll_offsets(
+        self, wave: Tensor, fps: float
+    ) -> Iterator[tuple[Tensor | None, Tensor | None]]:
+        """The noise and pan offsets "t" at each video frame, chunk by chunk (None for a scroll
+        the net lacks); each chunk's audio features are read once for both."""
+        present = (self.trajectory.noise_drift, self.trajectory.scene_pan)
+        scrolls = [scroll for scroll in present if scroll is not None]
+        if not scrolls:
             for _ in self._chunks(self.frame_count(wave.shape[-1], fps)):
-                yield None
+                yield None, None
             return
-        yield from self._at_frames(self._keyframe_offsets(scroll, wave), wave, fps)
+        for chunk in self._at_frames(self._keyframe_offsets(scrolls, wave), wave, fps):
+            columns = iter(chunk.unbind(-1))
+            noise, pan = (None if scroll is None else next(columns) for scroll in present)
+            yield noise, pan
 
     @torch.no_grad()
-    def _keyframe_offsets(self, scroll: PacedScroll, wave: Tensor) -> Iterator[Tensor]:
+    def _keyframe_offsets(self, scrolls: list[PacedScroll], wave: Tensor) -> Iterator[Tensor]:
+        """Each step's offsets "t scroll", each scroll's sum carried from chunk to chunk."""
         rate = self.step_rate
-        start = None
+        starts: list[Tensor | None] = [None] * len(scrolls)
         for first, stop in self._chunks(self.frame_count(wave.shape[-1], rate)):
-            offsets = scroll.offsets(self.frame_features(wave, rate, first, stop - first), start)
-            start = offsets[-1]
-            yield offsets
+            features = self.frame_features(wave, rate, first, stop - first)
+            offsets = [s.offsets(features, start) for s, start in zip(scrolls, starts, strict=True)]
+            starts = [column[-1] for column in offsets]
+            yield torch.stack(offsets, dim=-1)
 
     @torch.no_grad()
     def keyframe_latents(
@@ -278,8 +287,7 @@ class SoundToVideo:
         `generate_video` and `__call__` do) for repeatable frames.
         """
         latents = self.latents(wave, fps, w0, seed, smoothing)
-        offsets = zip(self.noise_offsets(wave, fps), self.pan_offsets(wave, fps), strict=True)
-        for w, (noise, pan) in zip(latents, offsets, strict=True):
+        for w, (noise, pan) in zip(latents, self.scroll_offsets(wave, fps), strict=True):
             yield self.generator.synthesis(w, self.noise_mode, noise, pan)
 
     def __call__(

@@ -410,10 +410,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             w0 = restarted(w0, restart_prob)
         features = self.frame_features(audio)
         w = self.trajectory(w0, w_a, features)
-        offsets = [
-            None if scroll is None else scroll.offsets(features)
-            for scroll in (self.trajectory.noise_drift, self.trajectory.scene_pan)
-        ]
+        offsets = self.trajectory.scroll_offsets(features)
         return self.synthesize(w, *offsets), w, w_a, w0, mel
 
     # ------------------------------------------------------------------ steps

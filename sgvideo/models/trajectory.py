@@ -201,6 +201,15 @@ class TrajectoryGenerator(nn.Module):
             scene_pan=self.scene_pan is not None,
         )
 
+    def scroll_offsets(self, audio: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """The noise drift's and the scene pan's offsets "b t" from the audio features
+        "b t audio_dim", from 0 at the first step (None for a scroll the net lacks)."""
+        noise, pan = (
+            None if scroll is None else scroll.offsets(audio)
+            for scroll in (self.noise_drift, self.scene_pan)
+        )
+        return noise, pan
+
     def _check_latents(self, w: Tensor, name: str, pattern: str) -> None:
         expected = (self.n_latent, self.style_dim)
         if w.ndim != len(pattern.split()) or tuple(w.shape[-2:]) != expected:
