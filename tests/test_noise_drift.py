@@ -12,6 +12,7 @@ from torch.autograd import gradcheck
 from sgvideo.models.noise_drift import (
     DRIFT_AMPLITUDE_POWER,
     MAX_DRIFT_SPEED,
+    MAX_PAN_SPEED,
     PacedScroll,
     pan_features,
     shift_noise,
@@ -58,15 +59,18 @@ def test_the_shift_is_differentiable_in_the_offset() -> None:
     assert gradcheck(lambda o: shift_noise(noise, o, size=16), (offset,))
 
 
-def test_the_speed_follows_a_power_of_the_amplitude_below_the_cap_and_offsets_sum_it() -> None:
-    drift = PacedScroll(audio_dim=4)
+@pytest.mark.parametrize("max_speed", [MAX_DRIFT_SPEED, MAX_PAN_SPEED])
+def test_the_speed_follows_a_power_of_the_amplitude_below_the_cap_and_offsets_sum_it(
+    max_speed: float,
+) -> None:
+    drift = PacedScroll(audio_dim=4, max_speed=max_speed)
     quiet, louder = torch.full((4,), 0.0), torch.full((4,), 0.125)  # 10 dB apart (dB / 80)
     ratio = drift.speed(louder) / drift.speed(quiet)
     expected = 10 ** (DRIFT_AMPLITUDE_POWER / 2)  # the amplitude x 10^(1/2), to that power
     assert ratio.item() == pytest.approx(expected, rel=0.02)
     assert drift.speed(torch.full((4,), 0.4)).item() == pytest.approx(1.0)  # pixels a step
     loudest = drift.speed(torch.full((4,), 10.0))
-    assert 0 < loudest.item() <= MAX_DRIFT_SPEED
+    assert max_speed - 0.01 < loudest.item() <= max_speed
     audio = torch.randn(2, 5, 4) * 0.2
     offsets = drift.offsets(audio, start=torch.tensor([1.0, -2.0]))
     expected = torch.tensor([1.0, -2.0])[:, None] + torch.cumsum(drift.speed(audio), dim=1)
@@ -79,6 +83,8 @@ def test_the_speed_follows_a_power_of_the_amplitude_below_the_cap_and_offsets_su
     )
     with pytest.raises(ValueError, match="audio_dim must be >= 1"):
         PacedScroll(0)
+    with pytest.raises(ValueError, match="max_speed must be above 1.0 pixels a step"):
+        PacedScroll(4, max_speed=1.0)
 
 
 def test_generator_scrolls_its_noise_and_a_whole_turn_is_the_still_image() -> None:
@@ -130,6 +136,10 @@ def test_trajectory_net_carries_the_drift_and_the_pan_in_its_config() -> None:
         TrajectoryGenerator(4, 8, hidden=8, num_layers=1, audio_dim=0, noise_drift=True)
     panning = TrajectoryGenerator(4, 8, hidden=8, num_layers=1, audio_dim=6, scene_pan=True)
     assert isinstance(panning.scene_pan, PacedScroll) and panning.noise_drift is None
+    assert (
+        panning.scene_pan.max_speed == MAX_PAN_SPEED
+        and net.noise_drift.max_speed == MAX_DRIFT_SPEED
+    )
     assert panning.config["scene_pan"] is True and net.config["scene_pan"] is False
     TrajectoryGenerator(**panning.config).load_state_dict(panning.state_dict())
     assert "scene_pan.loudness.weight" in panning.state_dict()

@@ -34,31 +34,39 @@ import torch
 from torch import Tensor, nn
 
 MAX_DRIFT_SPEED = 4.0  # output pixels a step; beyond a few pixels the detail only flickers
+# The pan's cap: the synthetic wind's clouds move up to half a frame width a second, about 1.1 px a
+# step at 32 px and 15 steps a second; at the drift's cap, rain (loud throughout) slid round the
+# frame three times in 3 s.
+MAX_PAN_SPEED = 2.0
 # exp(k x) is the amplitude cubed when k = 3 x 4 ln 10 (features are dB / 80, averaged over
 # the mel bands), and sigmoid(z) ~ exp(z) well below s_max
 DRIFT_AMPLITUDE_POWER = 3.0
 DRIFT_GAIN_INIT = DRIFT_AMPLITUDE_POWER * 4 * math.log(10.0)
-# 1 pixel a step for features of 0.4, the demo's loudest sounds (sigmoid(z) = 1 / 4)
-DRIFT_BIAS_INIT = -math.log(3.0) - DRIFT_GAIN_INIT * 0.4
+# the speed at features of 0.4, the demo's loudest sounds, before training
+INIT_SPEED = 1.0
 
 
 class PacedScroll(nn.Module):
     """Audio features "... audio_dim" -> a scroll's speed and offsets (output pixels)."""
 
-    def __init__(self, audio_dim: int) -> None:
+    def __init__(self, audio_dim: int, max_speed: float = MAX_DRIFT_SPEED) -> None:
         super().__init__()
         if audio_dim < 1:
             raise ValueError("the noise drift reads audio features: audio_dim must be >= 1")
+        if max_speed <= INIT_SPEED:
+            raise ValueError(f"max_speed must be above {INIT_SPEED} pixels a step, got {max_speed}")
+        self.max_speed = max_speed
         self.loudness = nn.Linear(audio_dim, 1)
         with torch.no_grad():
             self.loudness.weight.fill_(DRIFT_GAIN_INIT / audio_dim)
-            self.loudness.bias.fill_(DRIFT_BIAS_INIT)
+            ratio = INIT_SPEED / max_speed
+            self.loudness.bias.fill_(math.log(ratio / (1 - ratio)) - DRIFT_GAIN_INIT * 0.4)
 
     def speed(self, audio: Tensor) -> Tensor:
-        """Pixels a step, "... audio_dim" -> "..." in (0, MAX_DRIFT_SPEED)."""
+        """Pixels a step, "... audio_dim" -> "..." in (0, max_speed)."""
         with torch.autocast(audio.device.type, enabled=False):
             z = self.loudness(audio.to(self.loudness.weight.dtype))
-        return MAX_DRIFT_SPEED * torch.sigmoid(z[..., 0])
+        return self.max_speed * torch.sigmoid(z[..., 0])
 
     def offsets(self, audio: Tensor, start: Tensor | None = None) -> Tensor:
         """Each step's offset "b t" from its audio features "b t audio_dim": the running sum of

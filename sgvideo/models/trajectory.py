@@ -57,7 +57,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from sgvideo.models.latents import style_groups
-from sgvideo.models.noise_drift import PacedScroll
+from sgvideo.models.noise_drift import MAX_PAN_SPEED, PacedScroll
 
 HEAD_INIT_SCALE = 1e-2
 MAX_PERSISTENCE = 0.95  # a < 1: some pull toward the sound latent always remains
@@ -147,7 +147,7 @@ class TrajectoryGenerator(nn.Module):
             if wanted and audio_dim == 0:
                 raise ValueError(f"{name} needs audio features (audio_dim > 0): the sound sets it")
         self.noise_drift = PacedScroll(audio_dim) if noise_drift else None
-        self.scene_pan = PacedScroll(audio_dim) if scene_pan else None
+        self.scene_pan = PacedScroll(audio_dim, MAX_PAN_SPEED) if scene_pan else None
         self.groups = _as_slices(groups) if groups is not None else style_groups(n_latent)
         _check_partition(self.groups, n_latent)
         self.rnns = nn.ModuleDict()
