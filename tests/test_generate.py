@@ -181,14 +181,17 @@ def test_frames_do_not_depend_on_the_chunk_size() -> None:
     torch.testing.assert_close(frames[0], frames[1], atol=1e-4, rtol=1e-4)
 
 
-SCROLLS = {"noise_drift": "noise_offsets", "scene_pan": "pan_offsets"}
+SCROLLS = {"noise_drift": 0, "scene_pan": 1}  # the scroll's column of `scroll_offsets`
 
 
 @pytest.mark.parametrize("scroll", SCROLLS)
 def test_offsets_sum_each_steps_speed_across_chunks_and_interpolate_at_frames(scroll: str) -> None:
     wave = noise_wave(1.5)
     pipeline = tiny_pipeline(batch_size=2, **{scroll: True})
-    offsets = getattr(pipeline, SCROLLS[scroll])
+
+    def offsets(wave: torch.Tensor, fps: float) -> list[torch.Tensor]:
+        return [pair[SCROLLS[scroll]] for pair in pipeline.scroll_offsets(wave, fps)]
+
     rate = pipeline.step_rate
     steps = pipeline.frame_count(wave.shape[-1], rate)
     features = pipeline.frame_features(wave, rate, 0, steps)
@@ -235,7 +238,7 @@ def test_scrolled_frames_do_not_depend_on_the_chunk_size_and_move(scroll: str) -
         )
     torch.testing.assert_close(frames[1][0], still[0])  # the first frame is not moved
     assert (frames[1] - still)[1:].abs().mean() > 1e-3
-    assert all(chunk is None for chunk in getattr(tiny_pipeline(), SCROLLS[scroll])(wave, fps))
+    assert all(pair == (None, None) for pair in tiny_pipeline().scroll_offsets(wave, fps))
 
 
 def test_mismatched_parts_are_refused() -> None:

@@ -195,21 +195,13 @@ class SoundToVideo:
             weight = (position - lower).float().to(self.device)
             yield torch.lerp(low, high, weight.reshape(-1, *[1] * (low.ndim - 1)))
 
-    def noise_offsets(self, wave: Tensor, fps: float) -> Iterator[Tensor | None]:
-        """The generator's noise offsets "t" at each video frame (`noise_drift`), chunk by
-        chunk like `raw_latents`; None for each chunk of a net without the drift."""
-        return (noise for noise, _ in self.scroll_offsets(wave, fps))
-
-    def pan_offsets(self, wave: Tensor, fps: float) -> Iterator[Tensor | None]:
-        """The scene's pan offsets "t" at each video frame (`scene_pan`), as `noise_offsets`."""
-        return (pan for _, pan in self.scroll_offsets(wave, fps))
-
     @torch.no_grad()
     def scroll_offsets(
         self, wave: Tensor, fps: float
     ) -> Iterator[tuple[Tensor | None, Tensor | None]]:
-        """The noise and pan offsets "t" at each video frame, chunk by chunk (None for a scroll
-        the net lacks); each chunk's audio features are read once for both."""
+        """The generator's noise offsets (`noise_drift`) and the scene's pan offsets
+        (`scene_pan`) "t" at each video frame, chunk by chunk like `raw_latents` (None for a
+        scroll the net lacks); each chunk's audio features are read once for both."""
         present = (self.trajectory.noise_drift, self.trajectory.scene_pan)
         scrolls = [scroll for scroll in present if scroll is not None]
         if not scrolls:
