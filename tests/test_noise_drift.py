@@ -23,19 +23,18 @@ from sgvideo.models.trajectory import TrajectoryGenerator
 
 
 @pytest.mark.parametrize("rows", [4, 8, 32])
-def test_whole_pixel_offsets_roll_the_rows(rows: int) -> None:
+def test_whole_row_offsets_roll_the_rows(rows: int) -> None:
     noise = torch.randn(1, 1, rows, rows)
-    pixels_per_row = 32 // rows
-    offsets = torch.tensor([0.0, pixels_per_row, 3.0 * pixels_per_row, -pixels_per_row])
-    shifted = shift_noise(noise, offsets, size=32)
+    offsets = torch.tensor([0.0, 1.0, 3.0, -1.0]) / rows  # frame heights
+    shifted = shift_noise(noise, offsets)
     assert shifted.shape == (4, 1, rows, rows)
     for image, rolled in zip(shifted, (0, 1, 3, -1), strict=True):
         torch.testing.assert_close(image, torch.roll(noise[0], rolled, dims=-2), atol=1e-5, rtol=0)
 
 
-def test_whole_pixel_pans_roll_the_columns_of_every_image_by_its_own_offset() -> None:
+def test_whole_column_pans_roll_the_columns_of_every_image_by_its_own_offset() -> None:
     features = torch.randn(3, 5, 8, 8)
-    panned = pan_features(features, torch.tensor([0.0, 4.0, -8.0]), size=32)  # 4 px a column
+    panned = pan_features(features, torch.tensor([0.0, 1.0, -2.0]) / 8)  # 1/8 frame a column
     for image, feature, columns in zip(panned, features, (0, 1, -2), strict=True):
         torch.testing.assert_close(image, torch.roll(feature, columns, dims=-1), atol=1e-5, rtol=0)
 
@@ -44,19 +43,19 @@ def test_fractional_offsets_move_smooth_images_exactly_and_keep_white_noise_stat
     rows = torch.arange(16, dtype=torch.float64)
     wave = torch.cos(2 * math.pi * 3 * rows / 16)  # 3 cycles down the image
     image = wave[:, None].expand(16, 16)[None, None]
-    shifted = shift_noise(image, torch.tensor([2.5], dtype=torch.float64), size=16)
+    shifted = shift_noise(image, torch.tensor([2.5 / 16], dtype=torch.float64))
     expected = torch.cos(2 * math.pi * 3 * (rows - 2.5) / 16)[:, None].expand(16, 16)
     torch.testing.assert_close(shifted[0, 0], expected)
     noise = torch.randn(1, 1, 128, 128, generator=torch.Generator().manual_seed(0))
-    moved = shift_noise(noise, torch.tensor([0.5, 17.25]), size=128)
+    moved = shift_noise(noise, torch.tensor([0.5, 17.25]) / 128)
     for image in moved:  # the spectrum's magnitude is kept, but for the one Nyquist row
         assert abs(image.std().item() - noise.std().item()) < 0.02
 
 
 def test_the_shift_is_differentiable_in_the_offset() -> None:
     noise = torch.randn(1, 1, 8, 8, dtype=torch.float64)
-    offset = torch.tensor([0.3, 1.7], dtype=torch.float64, requires_grad=True)
-    assert gradcheck(lambda o: shift_noise(noise, o, size=16), (offset,))
+    offset = torch.tensor([0.03, 0.17], dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda o: shift_noise(noise, o), (offset,))
 
 
 @pytest.mark.parametrize("max_speed", [MAX_DRIFT_SPEED, MAX_PAN_SPEED])
@@ -68,12 +67,12 @@ def test_the_speed_follows_a_power_of_the_amplitude_below_the_cap_and_offsets_su
     ratio = drift.speed(louder) / drift.speed(quiet)
     expected = 10 ** (DRIFT_AMPLITUDE_POWER / 2)  # the amplitude x 10^(1/2), to that power
     assert ratio.item() == pytest.approx(expected, rel=0.02)
-    assert drift.speed(torch.full((4,), 0.4)).item() == pytest.approx(1.0)  # pixels a step
+    assert drift.speed(torch.full((4,), 0.4)).item() == pytest.approx(1 / 32)  # frame a step
     loudest = drift.speed(torch.full((4,), 10.0))
-    assert max_speed - 0.01 < loudest.item() <= max_speed
+    assert max_speed * 0.99 < loudest.item() <= max_speed
     audio = torch.randn(2, 5, 4) * 0.2
-    offsets = drift.offsets(audio, start=torch.tensor([1.0, -2.0]))
-    expected = torch.tensor([1.0, -2.0])[:, None] + torch.cumsum(drift.speed(audio), dim=1)
+    offsets = drift.offsets(audio, start=torch.tensor([0.25, -0.5]))
+    expected = torch.tensor([0.25, -0.5])[:, None] + torch.cumsum(drift.speed(audio), dim=1)
     torch.testing.assert_close(offsets, expected)
     assert (offsets[:, 1:] > offsets[:, :-1]).all()  # the noise only moves on
     from_the_start = drift.offsets(audio)  # the first step stays put, then the same steps
@@ -83,8 +82,8 @@ def test_the_speed_follows_a_power_of_the_amplitude_below_the_cap_and_offsets_su
     )
     with pytest.raises(ValueError, match="audio_dim must be >= 1"):
         PacedScroll(0)
-    with pytest.raises(ValueError, match="max_speed must be above 1.0 pixels a step"):
-        PacedScroll(4, max_speed=1.0)
+    with pytest.raises(ValueError, match="max_speed must be above 0.03125 frame widths a step"):
+        PacedScroll(4, max_speed=1 / 32)
 
 
 def test_generator_scrolls_its_noise_and_a_whole_turn_is_the_still_image() -> None:
@@ -96,9 +95,9 @@ def test_generator_scrolls_its_noise_and_a_whole_turn_is_the_still_image() -> No
     w = generator.mean_latent(16).expand(3, generator.n_latent, 16).clone()
     with torch.no_grad():
         still = generator.synthesis(w)
-        same = generator.synthesis(w, noise_offset=torch.tensor([0.0, 16.0, 32.0]))
-        moved = generator.synthesis(w, noise_offset=torch.tensor([4.0, 4.0, 4.0]))
-        plain = generator.synthesis(w, "none", torch.tensor([4.0, 4.0, 4.0]))
+        same = generator.synthesis(w, noise_offset=torch.tensor([0.0, 1.0, 2.0]))  # whole turns
+        moved = generator.synthesis(w, noise_offset=torch.full((3,), 0.25))
+        plain = generator.synthesis(w, "none", torch.full((3,), 0.25))
     torch.testing.assert_close(same, still, atol=1e-4, rtol=0)
     assert (moved - still).abs().mean() > 1e-3  # the noise draws part of the picture
     torch.testing.assert_close(plain, generator.synthesis(w, "none").detach())
@@ -112,13 +111,13 @@ def test_generator_pans_its_scene_and_a_whole_turn_is_the_still_image() -> None:
     w = generator.mean_latent(16).expand(3, generator.n_latent, 16).clone()
     with torch.no_grad():
         still = generator.synthesis(w)
-        same = generator.synthesis(w, pan_offset=torch.tensor([0.0, 16.0, -16.0]))
-        moved = generator.synthesis(w, pan_offset=torch.tensor([2.0, 4.0, 8.0]))
+        same = generator.synthesis(w, pan_offset=torch.tensor([0.0, 1.0, -1.0]))  # whole turns
+        moved = generator.synthesis(w, pan_offset=torch.tensor([0.125, 0.25, 0.5]))
     torch.testing.assert_close(same, still, atol=1e-4, rtol=0)
     assert (moved - still).abs().mean() > 1e-2
     # the 8 px features move as a whole: the picture's column means travel with the pan
     columns = lambda x: x.mean(dim=(1, 2))
-    travelled = columns(moved)[2]  # 8 px right: half a turn
+    travelled = columns(moved)[2]  # half a turn right: 8 px of 16
     assert torch.corrcoef(torch.stack([travelled, torch.roll(columns(still)[2], 8)]))[0, 1] > 0.7
     with pytest.raises(ValueError, match=r"one per image \(3\)"):
         generator.synthesis(w, pan_offset=torch.zeros(2))

@@ -167,7 +167,7 @@ class Generator(nn.Module):
         self, noise_mode: str, batch: int, offset: Tensor | None = None
     ) -> list[Tensor | None]:
         """One noise image "b|1 1 res res" per StyledConv (None: no noise), each scrolled down
-        by `offset` "b" pixels of the output image when given (`noise_drift.shift_noise`)."""
+        by `offset` "b" frame heights when given (`noise_drift.shift_noise`)."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         stored = [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
@@ -183,7 +183,7 @@ class Generator(nn.Module):
             raise ValueError(
                 f"noise offsets must be one per image ({batch}), got {tuple(offset.shape)}"
             )
-        return [shift_noise(n, offset, self.size) for n in stored]
+        return [shift_noise(n, offset) for n in stored]
 
     def synthesis(
         self,
@@ -193,8 +193,8 @@ class Generator(nn.Module):
         pan_offset: Tensor | None = None,
     ) -> Tensor:
         """W+ "b n_latent style_dim" -> images "b 3 size size" in about [-1, 1]; `noise_offset`
-        "b" scrolls each image's noise inputs down by that many output pixels, `pan_offset` "b"
-        pans its 8 px features (and the picture drawn so far) right by that many output pixels
+        "b" scrolls each image's noise inputs down by that share of the frame, `pan_offset` "b"
+        pans its 8 px features (and the picture drawn so far) right by that share of the frame
         (`noise_drift.pan_features`): the whole scene moves, and the finer layers draw their
         detail on it. (Panned at 4 px the scene deforms instead.)"""
         expected = (self.n_latent, self.style_dim)
@@ -223,8 +223,8 @@ class Generator(nn.Module):
                 x = conv(x, w_plus[:, i + 1], noise[i + 1])
                 skip = to_rgb(x, w_plus[:, i + 2], skip)
             if pan_offset is not None and 2 ** (k + 3) == PAN_RESOLUTION:
-                x = pan_features(x, pan_offset, self.size)
-                skip = pan_features(skip, pan_offset, self.size)
+                x = pan_features(x, pan_offset)
+                skip = pan_features(skip, pan_offset)
         return skip.float() if self.precision == "bf16" else skip
 
     def forward(self, z: Tensor, truncation: float = 1.0, noise_mode: str = "const") -> Tensor:
