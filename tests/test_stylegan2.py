@@ -341,12 +341,13 @@ def test_missing_latent_avg_is_computed_and_args_namespace_is_accepted(tmp_path:
     assert first.channel_multiplier == 1  # ambiguous from shapes at 32 px: taken from args
 
 
-@pytest.mark.parametrize("lr_mlp", [0.01, 1.0])
+@pytest.mark.parametrize("lr_mlp", [0.01, 1.0, 10.0])
 def test_a_generator_trained_with_another_mapping_lr_exports_the_same_function(
     tmp_path: Path, lr_mlp: float
 ) -> None:
     """Checkpoints hold the mapping in rosinality's lr_mlp (0.01) convention: loaded with it,
-    a generator trained with lr_mlp 1.0 maps z to the same w and draws the same images."""
+    a generator trained with lr_mlp 1.0 or 10 (the demo's) maps z to the same w and draws the same
+    images."""
     torch.manual_seed(0)
     generator = Generator(
         32, style_dim=16, n_mlp=2, channel_multiplier=1, channel_max=16, lr_mlp=lr_mlp
