@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from einops import rearrange
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset
 
@@ -16,7 +17,12 @@ from sgvideo.audio import MelSettings
 from sgvideo.checkpoints.trajectory import load_trajectory_checkpoint
 from sgvideo.lit.trajectory import TrajectoryGAN
 from sgvideo.lit.trajectory_support import restarted
-from sgvideo.losses import detail_distance, layout_distance, motion_matching_loss
+from sgvideo.losses import (
+    cosine_distance,
+    detail_distance,
+    layout_distance,
+    motion_matching_loss,
+)
 from sgvideo.models.clip_model import clip_image_embed, clip_text_embed, prompts_for
 from sgvideo.models.inversion_encoder import (
     ENCODER_CONFIG_KEY,
@@ -351,6 +357,28 @@ def test_layout_detail_and_motion_terms_compare_each_clip_with_its_real_clip(pat
     torch.testing.assert_close(terms["motion"][1], motion_matching_loss(fake, batch["frames"]))
     terms["motion"][1].backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.trajectory.parameters())
+
+
+def test_clip_term_reads_every_nth_frame_from_a_random_first_one(paths) -> None:
+    model = TrajectoryGAN(**model_kwargs(paths, clip_frame_stride=2, clip_weight=1.0)).eval()
+    batch = next(iter(loader(paths, n=2)))
+    fake, w, w_a, w0, mel = model._generate(batch)
+    terms = model._generator_terms(fake, batch["frames"], w, w_a, w0, mel, all_terms=False)
+    read = lambda video: rearrange(video[:, 0::2], "b t ... -> (b t) ...")  # frames 0 and 2 of 3
+    sound = model.audio_encoder(read(mel), normalize=True)
+    expected = cosine_distance(clip_image_embed(model.clip, read(fake)), sound).mean()
+    torch.testing.assert_close(terms["clip"][1], expected)
+    numbered = torch.arange(FRAMES).view(1, FRAMES, 1).expand(2, FRAMES, 4)
+    model.train()
+    firsts = set()
+    for _ in range(64):
+        frames, again = model.clip_frames(numbered, numbered)
+        torch.testing.assert_close(frames, again)  # every input alike
+        assert frames.shape[0] == 2 * len(range(int(frames[0, 0]), FRAMES, 2))
+        firsts.add(int(frames[0, 0]))
+    assert firsts == {0, 1}
+    with pytest.raises(ValueError, match="clip_frame_stride"):
+        TrajectoryGAN(**model_kwargs(paths, clip_frame_stride=0))
 
 
 @pytest.mark.parametrize("scrolls", [False, True])

@@ -62,25 +62,25 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
     trajectory net one step on
 
         adv_image * LSGAN(D_img) + adv_video * LSGAN(D_vid)
-        + clip * mean_t [1 - cos(CLIP(frame_t), A(audio_t))]
+        + clip * mean_t' [1 - cos(CLIP(frame_t'), A(audio_t'))]
         + latent * |w^t - w_a^t|^2 + anchor * |w^t - w^0|^2 + smooth * |w^t - w^{t-1}|^2
         + layout * mean_t layout_distance(frame_t, real frame_t)
         + detail * mean_t detail_distance(frame_t, real frame_t)
         + motion * motion_matching_loss(generated clip, real clip)
 
-    (squared terms are means over batch, frames and W+ entries; the layout term compares
-    `layout_size`-pixel thumbnails of each frame and its paired real frame, so a flash, a flare
-    or a brighter sky lands on the frame whose sound brought it; the detail term matches each
-    frame's fine detail, its mean |Laplacian|, to its real frame's in log ratio, so that motion
-    is not bought with grain the real scene lacks; the motion term makes the
-    frames that change most in the paired real clip the ones that change most in the
-    generated clip). The start latent w^0 is the first window's sound latent
-    (`init="audio"`) or, with `init="text"`, the authors' CLIP choice: among
-    `text_init_samples` truncated random latents, the one whose image is nearest the category
-    prompt (chosen once per category, kept in the checkpoint). In training, each clip may start
-    (with probability `restart_prob`) from another clip's start latent instead, practice for
-    starts far from the sound; long videos need no such practice, the trajectory's pull toward
-    the sound latent keeps them on their scene.
+    (squared terms are means over batch, frames and W+ entries; the CLIP term reads the frames
+    t' = every `clip_frame_stride`-th frame, from a random first one each step; the layout term
+    compares `layout_size`-pixel thumbnails of each frame and its paired real frame, so a flash,
+    a flare or a brighter sky lands on the frame whose sound brought it; the detail term matches
+    each frame's fine detail, its mean |Laplacian|, to its real frame's in log ratio, so that
+    motion is not bought with grain the real scene lacks; the motion term makes the frames that
+    change most in the paired real clip the ones that change most in the generated clip). The
+    start latent w^0 is the first window's sound latent (`init="audio"`) or, with `init="text"`,
+    the authors' CLIP choice: among `text_init_samples` truncated random latents, the one whose
+    image is nearest the category prompt (chosen once per category, kept in the checkpoint). In
+    training, each clip may start (with probability `restart_prob`) from another clip's start
+    latent instead, practice for starts far from the sound; long videos need no such practice,
+    the trajectory's pull toward the sound latent keeps them on their scene.
     `anchor_weight` None means 1 with text init and 0 with audio init. `global_step` counts
     batches (the discriminator step is not counted), so `max_steps` is a number of batches. Every
     `sample_every_n_steps` batches, the generated clip beside the real one goes to
@@ -117,6 +117,8 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         layout_size: side of the thumbnails the layout term compares.
         restart_prob: chance that a training clip starts from another clip's start latent.
         image_d_channels, video_d_channels: discriminator widths.
+        clip_frame_stride: the CLIP term reads every n-th frame (1: all). Frames a step apart
+            are nearly the same picture to it, and at 1 it is a fifth of a demo step.
         lr, d_lr, betas, weight_decay, gamma: AdamW for the trajectory net (lr) and the
             discriminators (d_lr, default lr); StepLR per epoch for both.
         checkpoint_synthesis: recompute each frame's synthesis in the backward pass.
@@ -164,6 +166,7 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         restart_prob: float = 0.0,
         image_d_channels: int = 64,
         video_d_channels: int = 32,
+        clip_frame_stride: int = 1,
         lr: float = 1e-4,
         d_lr: float | None = None,
         betas: tuple[float, float] = (0.9, 0.999),
@@ -179,6 +182,8 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         self.save_hyperparameters(ignore=["mel"])
         self.hparams["mel"] = self.mel_settings.as_dict()
         self.automatic_optimization = False
+        if clip_frame_stride < 1:
+            raise ValueError(f"clip_frame_stride must be >= 1, got {clip_frame_stride}")
         if init not in ("audio", "text"):
             raise ValueError(f"init must be 'audio' or 'text', got {init!r}")
         if init == "text" and not categories:
@@ -354,6 +359,14 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         video = lsgan_d_loss(self.video_d(_as_video(real)), self.video_d(_as_video(fake)))
         return {"d_image": image, "d_video": video}
 
+    def clip_frames(self, *videos: Tensor) -> list[Tensor]:
+        """The frames the CLIP term reads, "b t ..." -> "(b t') ..." for each of `videos` alike:
+        every `clip_frame_stride`-th frame from a random first one in training (so that every
+        frame is read over the steps), from frame 0 in validation."""
+        stride = self.hparams.clip_frame_stride
+        phase = int(torch.randint(stride, ())) if stride > 1 and self.training else 0
+        return [rearrange(video[:, phase::stride], "b t ... -> (b t) ...") for video in videos]
+
     def _generator_terms(
         self,
         fake: Tensor,
@@ -385,9 +398,10 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
         if "adv_video" in wanted:
             terms["adv_video"] = lsgan_g_loss(self.video_d(_as_video(fake)))
         if "clip" in wanted:
+            read, read_mel = self.clip_frames(fake, mel)
             with torch.no_grad():
-                sound = self.audio_encoder(rearrange(mel, "b t m f -> (b t) m f"), normalize=True)
-            terms["clip"] = cosine_distance(clip_image_embed(self.clip, frames), sound).mean()
+                sound = self.audio_encoder(read_mel, normalize=True)
+            terms["clip"] = cosine_distance(clip_image_embed(self.clip, read), sound).mean()
         if "latent" in wanted:
             terms["latent"] = F.mse_loss(w, w_a)
         if "anchor" in wanted:
