@@ -94,6 +94,10 @@ def cat(chunks) -> torch.Tensor:
     return torch.cat(list(chunks))
 
 
+def keyframe_latents(pipeline: SoundToVideo, *args) -> list[torch.Tensor]:
+    return [w for w, _ in pipeline.keyframes(*args)]
+
+
 # ---------------------------------------------------------------------------- latents
 
 
@@ -102,7 +106,7 @@ def test_streaming_equals_rollout_over_the_whole_sound(audio_features: bool) -> 
     pipeline = tiny_pipeline(batch_size=3, audio_features=audio_features)
     wave, rate = noise_wave(1.0), 10.0
     w0 = pipeline.audio_latent(wave, rate)
-    streamed = cat(pipeline.keyframe_latents(wave, rate, w0))
+    streamed = cat(keyframe_latents(pipeline, wave, rate, w0))
     w_a = pipeline.inverter.for_frames(wave, rate, 0, 10)
     segments = segment_for_frames(wave, RATE, 10, rate, 1.0 / rate)
     audio = pipeline.inverter.mel(segments).mean(dim=-1) if audio_features else None
@@ -123,7 +127,7 @@ def test_louder_frames_move_the_trajectory_only_from_their_step_on() -> None:
     step = 5
     louder[round(step / rate * RATE) : round((step + 1) / rate * RATE)] *= 3.0
     w0 = seed_latent(pipeline.generator, 1)
-    quiet, loud = (cat(pipeline.keyframe_latents(x, rate, w0)) for x in (wave, louder))
+    quiet, loud = (cat(keyframe_latents(pipeline, x, rate, w0)) for x in (wave, louder))
     # the sound latent windows (0.5 s) reach one step back; the frame's own features none
     torch.testing.assert_close(quiet[: step - 1], loud[: step - 1])
     assert (loud[step] - quiet[step]).abs().max() > 1e-4
@@ -133,7 +137,7 @@ def test_frames_interpolate_the_trajectory_stepped_at_the_training_rate() -> Non
     pipeline = tiny_pipeline(batch_size=4)
     wave, rate = noise_wave(1.2), pipeline.step_rate
     w0 = seed_latent(pipeline.generator, 3)
-    keys = cat(pipeline.keyframe_latents(wave, rate, w0))
+    keys = cat(keyframe_latents(pipeline, wave, rate, w0))
     assert len(keys) == round(1.2 * rate)
     # at the training rate the frames are the keyframes themselves
     torch.testing.assert_close(cat(pipeline.raw_latents(wave, rate, w0)), keys)
@@ -181,7 +185,7 @@ def test_frames_do_not_depend_on_the_chunk_size() -> None:
     torch.testing.assert_close(frames[0], frames[1], atol=1e-4, rtol=1e-4)
 
 
-SCROLLS = {"noise_drift": 0, "scene_pan": 1}  # the scroll's column of `scroll_offsets`
+SCROLLS = {"noise_drift": 1, "scene_pan": 2}  # the scroll's place in `frame_steps`' triples
 
 
 @pytest.mark.parametrize("scroll", SCROLLS)
@@ -190,7 +194,8 @@ def test_offsets_sum_each_steps_speed_across_chunks_and_interpolate_at_frames(sc
     pipeline = tiny_pipeline(batch_size=2, **{scroll: True})
 
     def offsets(wave: torch.Tensor, fps: float) -> list[torch.Tensor]:
-        return [pair[SCROLLS[scroll]] for pair in pipeline.scroll_offsets(wave, fps)]
+        w0 = pipeline.audio_latent(wave, fps)
+        return [step[SCROLLS[scroll]] for step in pipeline.frame_steps(wave, fps, w0)]
 
     rate = pipeline.step_rate
     steps = pipeline.frame_count(wave.shape[-1], rate)
@@ -205,7 +210,7 @@ def test_offsets_sum_each_steps_speed_across_chunks_and_interpolate_at_frames(sc
     assert (louder[1:] - louder[:-1] > expected[1:] - expected[:-1]).all()  # louder: faster
 
 
-def test_both_scrolls_read_the_sound_once_and_give_each_its_own_offsets() -> None:
+def test_latents_and_both_scrolls_read_the_sound_once_and_each_scroll_has_its_offsets() -> None:
     wave = noise_wave(1.5)
     pipeline = tiny_pipeline(batch_size=2, noise_drift=True, scene_pan=True)
     rate = pipeline.step_rate
@@ -213,14 +218,14 @@ def test_both_scrolls_read_the_sound_once_and_give_each_its_own_offsets() -> Non
     calls = []
     original = pipeline.frame_features
     pipeline.frame_features = lambda *args: calls.append(args) or original(*args)
-    pairs = list(pipeline.scroll_offsets(wave, rate))
-    assert len(calls) == len(pairs)  # one read of each chunk's features for both scrolls
+    steps = list(pipeline.frame_steps(wave, rate, pipeline.audio_latent(wave, rate)))
+    assert len(calls) == len(steps)  # one read of each chunk's features for all three
     with torch.no_grad():
         for column, scroll in enumerate(
-            (pipeline.trajectory.noise_drift, pipeline.trajectory.scene_pan)
+            (pipeline.trajectory.noise_drift, pipeline.trajectory.scene_pan), start=1
         ):
             expected = scroll.offsets(features[None])[0]
-            torch.testing.assert_close(torch.cat([pair[column] for pair in pairs]), expected)
+            torch.testing.assert_close(torch.cat([step[column] for step in steps]), expected)
 
 
 @pytest.mark.parametrize("scroll", SCROLLS)
@@ -238,7 +243,9 @@ def test_scrolled_frames_do_not_depend_on_the_chunk_size_and_move(scroll: str) -
         )
     torch.testing.assert_close(frames[1][0], still[0])  # the first frame is not moved
     assert (frames[1] - still)[1:].abs().mean() > 1e-3
-    assert all(pair == (None, None) for pair in tiny_pipeline().scroll_offsets(wave, fps))
+    plain = tiny_pipeline()
+    steps = plain.frame_steps(wave, fps, plain.audio_latent(wave, fps))
+    assert all(noise is None and pan is None for _, noise, pan in steps)
 
 
 def test_mismatched_parts_are_refused() -> None:

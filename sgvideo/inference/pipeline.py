@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
+from einops import rearrange
 from torch import Tensor
 
 from sgvideo.audio import frame_count, resample, segment_for_frames
@@ -35,7 +36,6 @@ from sgvideo.checkpoints.trajectory import load_trajectory_checkpoint
 from sgvideo.inference.media import seeded
 from sgvideo.inference.sound import ExponentialSmoother, SoundInverter
 from sgvideo.models.inversion_encoder import load_inversion_encoder
-from sgvideo.models.noise_drift import PacedScroll
 from sgvideo.models.stylegan2 import Generator
 from sgvideo.models.trajectory import TrajectoryGenerator, frame_audio_features
 
@@ -173,65 +173,18 @@ class SoundToVideo:
         return frame_audio_features(inverter.mel(segments.to(self.device)))
 
     @torch.no_grad()
-    def raw_latents(self, wave: Tensor, fps: float, w0: Tensor, seed: int = 0) -> Iterator[Tensor]:
-        """The frame latents at `fps` (unsmoothed), one "t n s" chunk at a time.
-
-        The trajectory steps at the rate it was trained at (`step_rate`); each video frame takes
-        the latent interpolated linearly at its timestamp.
-        """
-        yield from self._at_frames(self.keyframe_latents(wave, self.step_rate, w0, seed), wave, fps)
-
-    def _at_frames(
-        self, keyframe_chunks: Iterator[Tensor], wave: Tensor, fps: float
-    ) -> Iterator[Tensor]:
-        """Per-step values ("t ..." chunks at `step_rate`) -> the same at each video frame's
-        timestamp, interpolated linearly, one chunk at a time."""
-        keyframes = _Keyframes(keyframe_chunks, self.frame_count(wave.shape[-1], self.step_rate))
-        for first, stop in self._chunks(self.frame_count(wave.shape[-1], fps)):
-            times = (torch.arange(first, stop, dtype=torch.float64) + 0.5) / fps
-            position = (times * self.step_rate - 0.5).clamp(min=0.0)
-            lower = position.floor().long()
-            low, high = keyframes.around(lower)
-            weight = (position - lower).float().to(self.device)
-            yield torch.lerp(low, high, weight.reshape(-1, *[1] * (low.ndim - 1)))
-
-    @torch.no_grad()
-    def scroll_offsets(
-        self, wave: Tensor, fps: float
-    ) -> Iterator[tuple[Tensor | None, Tensor | None]]:
-        """The generator's noise offsets (`noise_drift`) and the scene's pan offsets
-        (`scene_pan`) "t" at each video frame, chunk by chunk like `raw_latents` (None for a
-        scroll the net lacks); each chunk's audio features are read once for both."""
+    def keyframes(
+        self, wave: Tensor, rate: float, w0: Tensor, seed: int = 0
+    ) -> Iterator[tuple[Tensor, Tensor | None]]:
+        """The trajectory stepped `rate` times a second of sound, one chunk at a time: its
+        latents "t n s" and its scroll offsets "t scroll" (the `noise_drift` then the
+        `scene_pan` column, whichever the net has; None for neither), each scroll's sum carried
+        from chunk to chunk. Each chunk's audio features are read once for both."""
         present = (self.trajectory.noise_drift, self.trajectory.scene_pan)
         scrolls = [scroll for scroll in present if scroll is not None]
-        if not scrolls:
-            for _ in self._chunks(self.frame_count(wave.shape[-1], fps)):
-                yield None, None
-            return
-        for chunk in self._at_frames(self._keyframe_offsets(scrolls, wave), wave, fps):
-            columns = iter(chunk.unbind(-1))
-            noise, pan = (None if scroll is None else next(columns) for scroll in present)
-            yield noise, pan
-
-    @torch.no_grad()
-    def _keyframe_offsets(self, scrolls: list[PacedScroll], wave: Tensor) -> Iterator[Tensor]:
-        """Each step's offsets "t scroll", each scroll's sum carried from chunk to chunk."""
-        rate = self.step_rate
         starts: list[Tensor | None] = [None] * len(scrolls)
-        for first, stop in self._chunks(self.frame_count(wave.shape[-1], rate)):
-            features = self.frame_features(wave, rate, first, stop - first)
-            offsets = [s.offsets(features, start) for s, start in zip(scrolls, starts, strict=True)]
-            starts = [column[-1] for column in offsets]
-            yield torch.stack(offsets, dim=-1)
-
-    @torch.no_grad()
-    def keyframe_latents(
-        self, wave: Tensor, rate: float, w0: Tensor, seed: int = 0
-    ) -> Iterator[Tensor]:
-        """The trajectory stepped `rate` times a second of sound, one "t n s" chunk at a time."""
-        total = self.frame_count(wave.shape[-1], rate)
         state = None
-        for first, stop in self._chunks(total):
+        for first, stop in self._chunks(self.frame_count(wave.shape[-1], rate)):
             count = stop - first
             w_a = self.inverter.for_frames(wave, rate, first, count)
             audio = self.frame_features(wave, rate, first, count)
@@ -249,7 +202,55 @@ class SoundToVideo:
                     None if noise is None else noise[t : t + 1],
                 )
                 chunk.append(w)
-            yield torch.cat(chunk)
+            columns = [
+                scroll.offsets(audio, at) for scroll, at in zip(scrolls, starts, strict=True)
+            ]
+            starts = [column[-1] for column in columns]
+            yield torch.cat(chunk), torch.stack(columns, dim=-1) if columns else None
+
+    @torch.no_grad()
+    def frame_steps(
+        self, wave: Tensor, fps: float, w0: Tensor, seed: int = 0
+    ) -> Iterator[tuple[Tensor, Tensor | None, Tensor | None]]:
+        """The trajectory at `fps`, chunk by chunk: each video frame's latent "t n s"
+        (unsmoothed), noise offset "t" (`noise_drift`) and pan offset "t" (`scene_pan`; None for
+        a scroll the net lacks).
+
+        The trajectory steps at the rate it was trained at (`step_rate`); each video frame takes
+        the keyframes' values interpolated linearly at its timestamp.
+        """
+        flat = self.generator.n_latent * self.generator.style_dim
+        packed = (
+            torch.cat([rearrange(w, "t n s -> t (n s)"), *([] if o is None else [o])], dim=-1)
+            for w, o in self.keyframes(wave, self.step_rate, w0, seed)
+        )
+        present = (self.trajectory.noise_drift, self.trajectory.scene_pan)
+        for chunk in self._at_frames(packed, wave, fps):
+            columns = iter(chunk[:, flat:].unbind(-1))
+            noise, pan = (None if scroll is None else next(columns) for scroll in present)
+            yield (
+                rearrange(chunk[:, :flat], "t (n s) -> t n s", n=self.generator.n_latent),
+                noise,
+                pan,
+            )
+
+    def raw_latents(self, wave: Tensor, fps: float, w0: Tensor, seed: int = 0) -> Iterator[Tensor]:
+        """The frame latents at `fps` (unsmoothed), one "t n s" chunk at a time."""
+        return (w for w, _, _ in self.frame_steps(wave, fps, w0, seed))
+
+    def _at_frames(
+        self, keyframe_chunks: Iterator[Tensor], wave: Tensor, fps: float
+    ) -> Iterator[Tensor]:
+        """Per-step values ("t ..." chunks at `step_rate`) -> the same at each video frame's
+        timestamp, interpolated linearly, one chunk at a time."""
+        keyframes = _Keyframes(keyframe_chunks, self.frame_count(wave.shape[-1], self.step_rate))
+        for first, stop in self._chunks(self.frame_count(wave.shape[-1], fps)):
+            times = (torch.arange(first, stop, dtype=torch.float64) + 0.5) / fps
+            position = (times * self.step_rate - 0.5).clamp(min=0.0)
+            lower = position.floor().long()
+            low, high = keyframes.around(lower)
+            weight = (position - lower).float().to(self.device)
+            yield torch.lerp(low, high, weight.reshape(-1, *[1] * (low.ndim - 1)))
 
     def latents(
         self,
@@ -278,9 +279,9 @@ class SoundToVideo:
         With the generator's noise_mode "random", noise follows the torch RNG: seed it (as
         `generate_video` and `__call__` do) for repeatable frames.
         """
-        latents = self.latents(wave, fps, w0, seed, smoothing)
-        for w, (noise, pan) in zip(latents, self.scroll_offsets(wave, fps), strict=True):
-            yield self.generator.synthesis(w, self.noise_mode, noise, pan)
+        smoother = ExponentialSmoother(smoothing)
+        for w, noise, pan in self.frame_steps(wave, fps, w0, seed):
+            yield self.generator.synthesis(smoother(w), self.noise_mode, noise, pan)
 
     def __call__(
         self,
@@ -304,8 +305,8 @@ class SoundToVideo:
 
 
 class _Keyframes:
-    """Keyframe latents pulled on demand from a chunked iterator; rows no longer needed are
-    dropped, so memory stays flat however long the sound."""
+    """Keyframe rows ("t ...", one per trajectory step) pulled on demand from a chunked
+    iterator; rows no longer needed are dropped, so memory stays flat however long the sound."""
 
     def __init__(self, chunks: Iterator[Tensor], count: int) -> None:
         self.chunks = chunks
@@ -315,7 +316,7 @@ class _Keyframes:
 
     def around(self, lower: Tensor) -> tuple[Tensor, Tensor]:
         """Keyframes at ascending indices `lower` and at `lower + 1` (both clamped to the
-        last keyframe): two "t n s" tensors."""
+        last keyframe): two "t ..." tensors."""
         lower = lower.clamp(max=self.count - 1)
         upper = (lower + 1).clamp(max=self.count - 1)
         while self.rows is None or self.first + len(self.rows) <= int(upper.max()):
