@@ -33,6 +33,21 @@ def require_file(path: str | os.PathLike, what: str, hint: str = "") -> Path:
     return p
 
 
+def saved_path(stored: str | os.PathLike, checkpoint: str | os.PathLike) -> str:
+    """A file path saved in `checkpoint` (a frozen net a stage was trained with), found as the
+    run that saved it meant it: as given when that exists (absolute, or relative to the working
+    directory), else relative to the nearest folder above the checkpoint where it exists, so
+    the demo's `outputs/demo/checkpoints/prior.pt` is found from any directory. Not found, it
+    comes back as given, for the loader's error to name."""
+    path = Path(stored).expanduser()
+    if path.is_absolute() or path.exists():
+        return str(path)
+    for folder in Path(checkpoint).resolve().parents:
+        if (folder / path).exists():
+            return str(folder / path)
+    return str(path)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sgvideo.files import atomic_path, remove_stale_temp_files
+from sgvideo.files import atomic_path, remove_stale_temp_files, saved_path
 from sgvideo.video_io import read_frames, write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,3 +114,22 @@ def test_an_unwritable_folder_names_the_output_not_the_temporary_file(folder) ->
     with pytest.raises(ValueError, match=rf"^cannot write {target}: ") as info, atomic_path(target):
         pass
     assert "/." not in str(info.value)
+
+
+def test_saved_paths_are_found_from_the_folders_above_their_checkpoint(
+    tmp_path, monkeypatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "outputs" / "ck").mkdir(parents=True)
+    prior = project / "outputs" / "ck" / "prior.pt"
+    prior.write_bytes(b"x")
+    checkpoint = project / "outputs" / "ck" / "trajectory.ckpt"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert saved_path("outputs/ck/prior.pt", checkpoint) == str(prior)  # saved from `project`
+    assert saved_path(str(prior), tmp_path / "x.ckpt") == str(prior)  # absolute: as given
+    assert saved_path("missing.pt", checkpoint) == "missing.pt"  # for the loader to name
+    (elsewhere / "outputs" / "ck").mkdir(parents=True)
+    (elsewhere / "outputs" / "ck" / "prior.pt").write_bytes(b"y")
+    assert saved_path("outputs/ck/prior.pt", checkpoint) == "outputs/ck/prior.pt"  # cwd first

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -381,6 +382,24 @@ def test_image_start_projects_the_image(trajectory_ckpt, tmp_path) -> None:
     sound_first = read_frames(from_sound)[0].astype(float)
     # the video starts nearer the image than the same sound's video from its own latent
     assert np.abs(first - pixels).mean() < np.abs(sound_first - pixels).mean()
+
+
+def test_relative_saved_paths_are_found_from_another_directory(
+    trajectory_ckpt, tmp_path, monkeypatch
+) -> None:
+    """A run in `project` saved its frozen nets' paths relative to it, as the demo does."""
+    checkpoint = torch.load(trajectory_ckpt, map_location="cpu", weights_only=False)
+    folder = tmp_path / "project" / "outputs" / "ck"
+    folder.mkdir(parents=True)
+    for key, name in (("generator_path", "prior.pt"), ("inversion_path", "inversion.ckpt")):
+        shutil.copyfile(checkpoint["hyper_parameters"][key], folder / name)
+        checkpoint["hyper_parameters"][key] = f"outputs/ck/{name}"
+    torch.save(checkpoint, folder / "trajectory.ckpt")
+    wave = noise_wave(0.5)
+    expected = SoundToVideo.from_checkpoint(trajectory_ckpt)(wave, RATE, 10.0, 1)
+    monkeypatch.chdir(tmp_path)
+    moved = SoundToVideo.from_checkpoint(folder / "trajectory.ckpt")
+    torch.testing.assert_close(moved(wave, RATE, 10.0, 1), expected)
 
 
 def test_evaluate_interface(trajectory_ckpt) -> None:

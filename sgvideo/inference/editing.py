@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from sgvideo.audio import frame_count, segment_for_frames
 from sgvideo.checkpoints.stylegan2 import load_generator
+from sgvideo.files import saved_path
 from sgvideo.inference.latents import apply_direction, clip_chosen_latents, group_mask
 from sgvideo.inference.projection import Optimized
 from sgvideo.inference.sound import SoundInverter
@@ -136,14 +137,20 @@ class SoundEditor:
         clip: str | None = None,
         audio_encoder_path: str | None = None,
     ) -> SoundEditor:
-        """From a stage-1 `inversion` checkpoint; the paths saved in it can be overridden."""
+        """From a stage-1 `inversion` checkpoint; the paths saved in it (found as `saved_path`
+        finds them) can be overridden."""
         encoder, hparams = load_inversion_encoder(checkpoint)
-        generator = load_generator(generator_path or hparams["generator_path"])
+        generator = load_generator(
+            generator_path or saved_path(hparams["generator_path"], checkpoint)
+        )
+        stored_encoder = hparams.get("audio_encoder_path")
+        if not audio_encoder_path and stored_encoder:
+            audio_encoder_path = saved_path(stored_encoder, checkpoint)
         return cls(
             generator,
             SoundInverter.from_hparams(encoder, generator.w_avg, hparams),
             clip_spec=clip or hparams.get("clip"),
-            audio_encoder_path=audio_encoder_path or hparams.get("audio_encoder_path"),
+            audio_encoder_path=audio_encoder_path,
             noise_mode=hparams.get("noise_mode", "const"),
             device=device,
         )

@@ -33,6 +33,7 @@ from torch import Tensor
 from sgvideo.audio import frame_count, resample, segment_for_frames
 from sgvideo.checkpoints.stylegan2 import load_generator
 from sgvideo.checkpoints.trajectory import load_trajectory_checkpoint
+from sgvideo.files import saved_path
 from sgvideo.inference.media import seeded
 from sgvideo.inference.sound import ExponentialSmoother, SoundInverter
 from sgvideo.models.inversion_encoder import load_inversion_encoder
@@ -96,10 +97,15 @@ class SoundToVideo:
         inversion_path: str | os.PathLike | None = None,
     ) -> SoundToVideo:
         """Everything from a stage-2 checkpoint; the frozen nets come from the paths saved in it
-        unless `generator_path` / `inversion_path` override them (e.g. on another machine)."""
+        (`saved_path`) unless `generator_path` / `inversion_path` override them (e.g. on
+        another machine)."""
         trajectory, hparams = load_trajectory_checkpoint(checkpoint)
-        generator = load_generator(generator_path or hparams["generator_path"])
-        encoder, _ = load_inversion_encoder(inversion_path or hparams["inversion_path"])
+        generator = load_generator(
+            generator_path or saved_path(hparams["generator_path"], checkpoint)
+        )
+        encoder, _ = load_inversion_encoder(
+            inversion_path or saved_path(hparams["inversion_path"], checkpoint)
+        )
         sound_window = hparams.get("sound_window_seconds", hparams.get("window_seconds"))
         return cls(
             generator,
