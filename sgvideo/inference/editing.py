@@ -140,17 +140,17 @@ class SoundEditor:
         """From a stage-1 `inversion` checkpoint; the paths saved in it (found as `saved_path`
         finds them) can be overridden."""
         encoder, hparams = load_inversion_encoder(checkpoint)
-        generator = load_generator(
-            generator_path or saved_path(hparams["generator_path"], checkpoint)
-        )
-        stored_encoder = hparams.get("audio_encoder_path")
-        if not audio_encoder_path and stored_encoder:
-            audio_encoder_path = saved_path(stored_encoder, checkpoint)
+
+        def saved(key: str) -> str | None:
+            value = hparams.get(key)
+            return saved_path(value, checkpoint) if value and value != "tiny" else value
+
+        generator = load_generator(generator_path or saved("generator_path"))
         return cls(
             generator,
             SoundInverter.from_hparams(encoder, generator.w_avg, hparams),
-            clip_spec=clip or hparams.get("clip"),
-            audio_encoder_path=audio_encoder_path,
+            clip_spec=clip or saved("clip"),
+            audio_encoder_path=audio_encoder_path or saved("audio_encoder_path"),
             noise_mode=hparams.get("noise_mode", "const"),
             device=device,
         )
