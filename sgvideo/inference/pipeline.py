@@ -186,9 +186,7 @@ class SoundToVideo:
         latents "t n s" and its scroll offsets "t scroll" (the `noise_drift` then the
         `scene_pan` column, whichever the net has; None for neither), each scroll's sum carried
         from chunk to chunk. Each chunk's audio features are read once for both."""
-        present = (self.trajectory.noise_drift, self.trajectory.scene_pan)
-        scrolls = [scroll for scroll in present if scroll is not None]
-        starts: list[Tensor | None] = [None] * len(scrolls)
+        starts: tuple[Tensor | None, Tensor | None] = (None, None)
         state = None
         for first, stop in self._chunks(self.frame_count(wave.shape[-1], rate)):
             count = stop - first
@@ -208,10 +206,9 @@ class SoundToVideo:
                     None if noise is None else noise[t : t + 1],
                 )
                 chunk.append(w)
-            columns = [
-                scroll.offsets(audio, at) for scroll, at in zip(scrolls, starts, strict=True)
-            ]
-            starts = [column[-1] for column in columns]
+            offsets = self.trajectory.scroll_offsets(audio, starts)
+            starts = tuple(None if o is None else o[-1] for o in offsets)
+            columns = [o for o in offsets if o is not None]
             yield torch.cat(chunk), torch.stack(columns, dim=-1) if columns else None
 
     @torch.no_grad()

@@ -201,12 +201,15 @@ class TrajectoryGenerator(nn.Module):
             scene_pan=self.scene_pan is not None,
         )
 
-    def scroll_offsets(self, audio: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    def scroll_offsets(
+        self, audio: Tensor, starts: tuple[Tensor | None, Tensor | None] = (None, None)
+    ) -> tuple[Tensor | None, Tensor | None]:
         """The noise drift's and the scene pan's offsets "b t" from the audio features
-        "b t audio_dim", from 0 at the first step (None for a scroll the net lacks)."""
+        "b t audio_dim" (None for a scroll the net lacks): each from its offset of the step
+        before in `starts` ("b"; `PacedScroll.offsets`), or from 0 at the first step (None)."""
         noise, pan = (
-            None if scroll is None else scroll.offsets(audio)
-            for scroll in (self.noise_drift, self.scene_pan)
+            None if scroll is None else scroll.offsets(audio, start)
+            for scroll, start in zip((self.noise_drift, self.scene_pan), starts, strict=True)
         )
         return noise, pan
 
