@@ -391,9 +391,9 @@ class TrajectoryGAN(FrozenEvalMixin, RngStateMixin, StageCheckpointMixin, L.Ligh
             "motion": hp.motion_weight if w.shape[1] > 2 else 0.0,
         }
         wanted = {name for name, weight in weights.items() if weight or all_terms}
-        frames = rearrange(fake, "b t c h w -> (b t) c h w")
         terms: dict[str, Tensor] = {}
         if "adv_image" in wanted:
+            frames = rearrange(fake, "b t c h w -> (b t) c h w")
             terms["adv_image"] = lsgan_g_loss(self.image_d(frames))
         if "adv_video" in wanted:
             terms["adv_video"] = lsgan_g_loss(self.video_d(_as_video(fake)))
