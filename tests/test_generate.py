@@ -400,6 +400,9 @@ def test_relative_saved_paths_are_found_from_another_directory(
     monkeypatch.chdir(tmp_path)
     moved = SoundToVideo.from_checkpoint(folder / "trajectory.ckpt")
     torch.testing.assert_close(moved(wave, RATE, 10.0, 1), expected)
+    (folder / "prior.pt").unlink()  # found nowhere: the error names the saved path
+    with pytest.raises(FileNotFoundError, match="generator checkpoint not found: outputs/ck/prior"):
+        SoundToVideo.from_checkpoint(folder / "trajectory.ckpt")
 
 
 def test_evaluate_interface(trajectory_ckpt) -> None:
